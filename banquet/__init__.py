@@ -1,0 +1,1 @@
+"""Banquet liquor and banquet lottery (built in a later issue)."""

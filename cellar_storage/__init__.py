@@ -1,0 +1,1 @@
+"""Cellar storage and sealed jars (built in a later issue)."""

@@ -1,0 +1,27 @@
+"""Celery: every task runs in the schema it was sent from (tenant-schemas-celery's CeleryApp)."""
+
+from config.env import env
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="jiuma")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 15 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_ENABLE_UTC = True
+CELERY_TIMEZONE = "Asia/Shanghai"
+CELERY_TASK_TENANT_CACHE_SECONDS = 30
+# Beat sends tenant jobs only to brands whose schema is ready (see tenants.beat).
+CELERY_BEAT_SCHEDULER = "tenants.beat:ReadyTenantScheduler"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "tenants.sweep_stuck_provisioning": {
+        "task": "tenants.sweep_stuck_provisioning",
+        "schedule": 60.0,
+        "tenant_schemas": ["public"],
+    },
+}

@@ -1,0 +1,25 @@
+"""Product settings of Jiuma itself."""
+
+from config.env import LOCAL_DIR, env
+
+# Host names served by the public schema (ops API, platform pages, health); brand hosts are Domain rows.
+PLATFORM_HOSTS = env.list("JIUMA_PLATFORM_HOSTS", default=["localhost", "127.0.0.1", "ops.localhost", "testserver"])
+# A brand created without an explicit domain gets "<schema-slug>.<base domain>".
+BRAND_BASE_DOMAIN = env.str("JIUMA_BRAND_BASE_DOMAIN", default="localhost")
+
+# Host -> tenant lookups are cached in each process for this long; a suspension or a domain change
+# made in another process takes effect within this time (at once in the process that made it).
+TENANT_CACHE_SECONDS = env.float("TENANT_CACHE_SECONDS", default=5.0)
+TENANT_CACHE_MAX_ENTRIES = env.int("TENANT_CACHE_MAX_ENTRIES", default=10_000)
+
+# How a new brand's schema is built: "migrate" runs every tenant migration, "clone" copies the
+# template tenant (a real, fully migrated tenant kept up to date by migrate_schemas).
+TENANT_PROVISIONING_METHOD = env.str("TENANT_PROVISIONING_METHOD", default="migrate")
+TENANT_TEMPLATE_SCHEMA = "tenant_template"
+# A brand stuck in "provisioning" longer than this is retried by the sweeper.
+TENANT_PROVISIONING_STALE_SECONDS = env.int("TENANT_PROVISIONING_STALE_SECONDS", default=300)
+
+# Data exports made before a brand is deleted (and on request).
+EXPORT_ROOT = env.path("JIUMA_EXPORT_ROOT", default=LOCAL_DIR / "exports")
+# Deleting a brand needs a confirmation made at least this long after the export, and within a day.
+BRAND_DELETION_CONFIRM_WINDOW_HOURS = env.int("BRAND_DELETION_CONFIRM_WINDOW_HOURS", default=24)

@@ -1,0 +1,17 @@
+"""URLs of a brand host (the brand's schema): consumer pages, the brand console admin, the brand API."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from frontends import views as pages
+from tenants.brand.admin import site as brand_admin
+
+urlpatterns = [
+    path("", pages.brand_home, name="brand-home"),
+    path("admin/", brand_admin.urls),
+    path("api/v1/", include("tenants.brand.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(urlconf="config.urls_tenant"), name="api-schema"),
+]
+
+handler404 = "tenants.api.errors.api_not_found"
+handler500 = "tenants.api.errors.server_error"

@@ -1,0 +1,1 @@
+"""Customized liquor ordering (built in a later issue)."""

@@ -1,0 +1,1 @@
+"""Campaigns, lottery, red packets, cards, referral, store rewards, risk (built in later issues)."""

@@ -1,0 +1,76 @@
+"""One error shape for every API: HTTP 4xx with {"code": machine code, "message": Chinese text}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tenants.errors import JiumaError
+
+
+def _messages() -> list[tuple[type[Exception], str, str]]:
+    return [
+        (exceptions.NotAuthenticated, "not_authenticated", _("请先登录。")),
+        (exceptions.AuthenticationFailed, "authentication_failed", _("身份验证失败，请重新登录。")),
+        (exceptions.PermissionDenied, "permission_denied", _("没有权限执行此操作。")),
+        (exceptions.NotFound, "not_found", _("请求的内容不存在。")),
+        (exceptions.MethodNotAllowed, "method_not_allowed", _("不支持该请求方式。")),
+        (exceptions.NotAcceptable, "not_acceptable", _("无法提供所请求的格式。")),
+        (exceptions.UnsupportedMediaType, "unsupported_media_type", _("不支持的内容类型。")),
+        (exceptions.ParseError, "malformed_request", _("请求内容格式错误。")),
+        (exceptions.Throttled, "throttled", _("请求过于频繁，请稍后再试。")),
+    ]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, JiumaError):
+        body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.fields:
+            body["fields"] = exc.fields
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "code": "invalid_input",
+            "message": _("提交的内容有误，请检查后重试。"),
+            "fields": response.data,
+        }
+        return response
+    for kind, code, message in _messages():
+        if isinstance(exc, kind):
+            body = {"code": code, "message": message}
+            if isinstance(exc, exceptions.Throttled) and exc.wait:
+                body["retry_after_s"] = int(exc.wait)
+            response.data = body
+            return response
+    response.data = {"code": "error", "message": _("请求无法完成。")}
+    return response
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django-level 404 for paths under /api/: JSON instead of an HTML page."""
+    if request.path.startswith(("/api/", "/ops/api/")):
+        return JsonResponse({"code": "not_found", "message": _("请求的内容不存在。")}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(("/api/", "/ops/api/")):
+        return JsonResponse({"code": "server_error", "message": _("服务器开小差了，请稍后再试。")}, status=500)
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request)

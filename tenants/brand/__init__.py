@@ -1,0 +1,1 @@
+"""A brand's own side of tenancy, in its schema: staff accounts, roles, audit log, brand profile."""

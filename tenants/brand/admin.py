@@ -1,0 +1,118 @@
+"""The brand console's Django admin: every save and delete is audited; the audit log is owner-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import Model, QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from tenants.brand import audit
+from tenants.brand.models import AuditAction, AuditEntry, BrandProfile, User
+from tenants.brand.services import check_staff_quota
+
+
+class BrandAdminSite(admin.AdminSite):
+    site_header = _("酒码 · 品牌管理后台")
+    site_title = _("品牌管理后台")
+    index_title = _("品牌管理")
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None and getattr(tenant, "name", None):
+            context["site_header"] = f"{tenant.name} · {self.site_header}"
+        return context
+
+
+class AuditedModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Base for every ModelAdmin of the project: saves and deletes land in the audit log."""
+
+    def save_model(self, request: HttpRequest, obj: Model, form: ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        before = None
+        if change and obj.pk is not None:
+            original = type(obj)._default_manager.filter(pk=obj.pk).first()
+            before = audit.snapshot(original) if original is not None else None
+        super().save_model(request, obj, form, change)
+        after = audit.snapshot(obj)
+        b, a = audit.changed_only(before, after)
+        audit.record(AuditAction.UPDATE if change else AuditAction.CREATE, obj=obj, before=b, after=a)
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        before = audit.snapshot(obj)
+        pk, label, text = obj.pk, obj._meta.label_lower, str(obj)
+        super().delete_model(request, obj)
+        audit.record(AuditAction.DELETE, object_type=label, object_id=str(pk), object_repr=text, before=before)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+site = BrandAdminSite(name="admin")
+
+
+@admin.register(User, site=site)
+class StaffAdmin(AuditedModelAdmin, UserAdmin):  # type: ignore[misc]
+    list_display = ("username", "display_name", "phone", "is_active", "last_login")
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        (_("个人信息"), {"fields": ("display_name", "phone", "email")}),
+        (_("角色与状态"), {"fields": ("is_active", "is_staff", "groups")}),
+        (_("时间"), {"fields": ("last_login", "date_joined")}),
+    )
+    readonly_fields = ("last_login", "date_joined")
+    filter_horizontal = ("groups",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            check_staff_quota()
+            obj.is_staff = True
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Group, site=site)
+class RoleAdmin(AuditedModelAdmin, GroupAdmin):  # type: ignore[misc]
+    pass
+
+
+@admin.register(BrandProfile, site=site)
+class BrandProfileAdmin(AuditedModelAdmin):
+    list_display = ("display_name", "service_phone", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not BrandProfile.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry, site=site)
+class AuditEntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only. Only roles with the browse_audit permission (the owner) see it."""
+
+    list_display = ("at", "actor_name", "action", "object_type", "object_repr", "ip", "via")
+    list_filter = ("action", "via", "object_type")
+    search_fields = ("actor_name", "object_repr", "object_id", "detail", "request_id")
+    date_hierarchy = "at"
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("brand.browse_audit"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("brand.browse_audit"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

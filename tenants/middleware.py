@@ -1,0 +1,113 @@
+"""Request routing: health checks, host -> brand schema, and what a brand's status allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import set_urlconf
+from django.utils.translation import gettext as _
+from django_tenants.middleware.main import TenantMainMiddleware
+from django_tenants.utils import get_public_schema_name
+
+from tenants import health
+from tenants.models import TenantStatus
+from tenants.resolution import resolve_host
+
+GetResponse = Callable[[HttpRequest], HttpResponse]
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz and /readyz for any host name, before tenant routing (load balancers)."""
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/healthz":
+            return JsonResponse({"status": "ok"})
+        if request.path == "/readyz":
+            report = health.readiness()
+            return JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+        return self.get_response(request)
+
+
+class PublicTenant:
+    """Stands for the public schema on platform hosts (ops API, platform pages)."""
+
+    schema_name = get_public_schema_name()
+    status = TenantStatus.READY
+    is_public = True
+
+    def __str__(self) -> str:
+        return "public"
+
+
+PUBLIC = PublicTenant()
+
+
+class TenantMiddleware(TenantMainMiddleware):  # type: ignore[misc]
+    """Selects the brand schema from the host name with a cached lookup (no query after warm-up)."""
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        host = request.get_host().split(":")[0].lower().rstrip(".")
+        if host in settings.PLATFORM_HOSTS:
+            connection.set_schema_to_public()
+            request.tenant = PUBLIC  # type: ignore[attr-defined]
+            request.urlconf = settings.PUBLIC_SCHEMA_URLCONF
+            set_urlconf(request.urlconf)
+            return None
+        tenant = resolve_host(host)
+        if tenant is None or tenant.status == TenantStatus.DELETED:
+            connection.set_schema_to_public()
+            return render(
+                request,
+                "frontends/notice.html",
+                {"title": _("页面不存在"), "message": _("没有找到这个品牌站点，请检查网址是否正确。")},
+                status=404,
+            )
+        tenant.domain_url = host
+        request.tenant = tenant  # type: ignore[attr-defined]
+        connection.set_tenant(tenant)
+        request.urlconf = settings.ROOT_URLCONF
+        set_urlconf(None)
+        return None
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class TenantStatusMiddleware:
+    """What a brand may do in its current status.
+
+    pending/failed: every page says the site is being prepared (the schema may not exist yet).
+    suspended: consumer pages show a friendly notice; staff may still sign in and read in the
+    admin and API, but every write is refused.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        tenant = getattr(request, "tenant", None)
+        status = getattr(tenant, "status", TenantStatus.READY)
+        if status == TenantStatus.READY:
+            return self.get_response(request)
+        if status in (TenantStatus.PENDING, TenantStatus.FAILED):
+            return self._notice(request, _("品牌站点正在开通中，请稍后再试。"), "tenant_not_ready", 503)
+        # Suspended.
+        is_staff_area = request.path.startswith(("/admin/", "/api/"))
+        if not is_staff_area:
+            return self._notice(request, _("该品牌服务暂停中，如有疑问请联系品牌客服。"), "tenant_suspended", 503)
+        if request.method not in _SAFE_METHODS and not request.path.startswith(("/admin/login/", "/admin/logout/")):
+            return self._notice(request, _("品牌已暂停服务，当前只能查看，不能修改。"), "tenant_suspended", 403)
+        return self.get_response(request)
+
+    @staticmethod
+    def _notice(request: HttpRequest, message: str, code: str, status: int) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return JsonResponse({"code": code, "message": message}, status=status)
+        return render(request, "frontends/notice.html", {"title": _("暂停服务"), "message": message}, status=status)
