@@ -1,0 +1,21 @@
+"""Settings for the test suite: the project's settings with test-only speed-ups."""
+
+import os
+
+from config.settings import *  # noqa: F403
+from config.settings import CACHES, REST_FRAMEWORK
+
+# Password hashing is not what the tests test; PBKDF2 would dominate their run time.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Each xdist worker has its own test database, so it needs its own task queue and cache keys.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+CELERY_TASK_DEFAULT_QUEUE = f"jiuma-test-{_worker}"
+CACHES["default"]["KEY_PREFIX"] = f"jiuma-test-{_worker}"
+
+# Tests that exercise throttling set their own rates.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"anon": "100000/min", "user": "100000/min", "ops": "100000/min"},
+}
+LOG_LEVEL = "WARNING"
