@@ -14,7 +14,7 @@ from tenant_schemas_celery.scheduler import TenantAwarePersistentScheduler
 from tenants.models import Tenant, TenantStatus
 
 
-class ReadyTenantScheduler(TenantAwarePersistentScheduler):  # type: ignore[misc]
+class ReadyTenantScheduler(TenantAwarePersistentScheduler):
     @classmethod
     def get_queryset(cls) -> Any:
         # A brand still being provisioned has no tables yet; a suspended one does no background work.

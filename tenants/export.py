@@ -17,10 +17,12 @@ from pathlib import Path
 from django.apps import apps
 from django.conf import settings
 from django.core import serializers
-from django.db import connection, router
+from django.db import router
+from django.db.models import Model
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from tenants.db import connection
 from tenants.models import OperationStatus, TenantOperation
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 _SKIP_MODELS = {"sessions.session", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog"}
 
 
-def _tenant_models() -> list[type]:
+def _tenant_models() -> list[type[Model]]:
     result = []
     for model in apps.get_models():
         label = model._meta.label_lower

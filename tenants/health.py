@@ -6,9 +6,9 @@ import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection
 from django_tenants.utils import get_public_schema_name, schema_context
 
+from tenants.db import connection
 from tenants.migration_state import pending_schemas
 
 # Checking every schema's migrations is cheap but not free: cache that part briefly.
@@ -40,11 +40,11 @@ def check_database() -> dict[str, object]:
 
 
 def check_broker() -> dict[str, object]:
-    from kombu import Connection
+    from kombu.connection import Connection
 
     started = time.perf_counter()
     try:
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         return {"ok": False, "error": type(exc).__name__}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import set_urlconf
@@ -14,6 +13,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
 from tenants import health
+from tenants.db import connection
 from tenants.models import TenantStatus
 from tenants.resolution import resolve_host
 
@@ -49,7 +49,7 @@ class PublicTenant:
 PUBLIC = PublicTenant()
 
 
-class TenantMiddleware(TenantMainMiddleware):  # type: ignore[misc]
+class TenantMiddleware(TenantMainMiddleware):
     """Selects the brand schema from the host name with a cached lookup (no query after warm-up)."""
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import get_public_schema_name, quote_schema_name
+
+from tenants.db import connection
 
 MigrationKey = tuple[str, str]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django_tenants.clone import CloneSchema
 from django_tenants.utils import get_public_schema_name, quote_schema_name, schema_exists
 
+from tenants.db import connection
 from tenants.migration_state import pending_schemas
 
 

@@ -15,13 +15,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
 from tenants import provisioning, resolution
+from tenants.db import connection
 from tenants.errors import Conflict, JiumaError, NotFound, TenantErrorCode
 from tenants.models import (
     Domain,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from django.db import connection
 
 from tenants import export, services
+from tenants.db import connection
 
 
 @shared_task(name="tenants.provision_tenant", acks_late=True, max_retries=0)

@@ -54,7 +54,7 @@ class IsPlatformStaff(permissions.BasePermission):
     """Any active platform staff may read; only platform admins may change brands."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
+        user: object = request.user
         if not isinstance(user, PlatformStaff) or not user.is_active:
             return False
         return request.method in permissions.SAFE_METHODS or user.can_manage_brands

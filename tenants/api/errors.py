@@ -51,8 +51,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     for kind, code, message in _messages():
         if isinstance(exc, kind):
             body = {"code": code, "message": message}
-            if isinstance(exc, exceptions.Throttled) and exc.wait:
-                body["retry_after_s"] = int(exc.wait)
+            wait = getattr(exc, "wait", None)
+            if wait:
+                body["retry_after_s"] = int(wait)
             response.data = body
             return response
     response.data = {"code": "error", "message": _("请求无法完成。")}

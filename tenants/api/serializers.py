@@ -48,7 +48,7 @@ class DomainSerializer(serializers.ModelSerializer[Domain]):
 
 
 class BrandSerializer(serializers.ModelSerializer[Tenant]):
-    plan = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    plan: serializers.SlugRelatedField[Plan] = serializers.SlugRelatedField(slug_field="code", read_only=True)
     domains = DomainSerializer(many=True, read_only=True)
     status_display = serializers.CharField(source="get_status_display", read_only=True)
 

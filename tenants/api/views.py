@@ -27,7 +27,7 @@ class OpsView(APIView):
 
     @property
     def staff(self) -> PlatformStaff:
-        user = self.request.user
+        user: object = self.request.user
         assert isinstance(user, PlatformStaff)
         return user
 

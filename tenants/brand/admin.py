@@ -58,7 +58,7 @@ site = BrandAdminSite(name="admin")
 
 
 @admin.register(User, site=site)
-class StaffAdmin(AuditedModelAdmin, UserAdmin):  # type: ignore[misc]
+class StaffAdmin(AuditedModelAdmin, UserAdmin):  # type: ignore[type-arg]
     list_display = ("username", "display_name", "phone", "is_active", "last_login")
     fieldsets = (
         (None, {"fields": ("username", "password")}),
@@ -77,7 +77,7 @@ class StaffAdmin(AuditedModelAdmin, UserAdmin):  # type: ignore[misc]
 
 
 @admin.register(Group, site=site)
-class RoleAdmin(AuditedModelAdmin, GroupAdmin):  # type: ignore[misc]
+class RoleAdmin(AuditedModelAdmin, GroupAdmin):
     pass
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django_tenants.utils import get_public_schema_name
 
 from tenants.brand import audit
 from tenants.brand.models import AuditAction
+from tenants.db import connection
 from tenants.logging import request_id_var
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -17,8 +17,8 @@ class User(AbstractUser):
     display_name = models.CharField(_("姓名"), max_length=64, blank=True)
 
     class Meta(AbstractUser.Meta):
-        verbose_name = _("员工")
-        verbose_name_plural = _("员工")
+        verbose_name = _("员工")  # type: ignore[assignment]
+        verbose_name_plural = _("员工")  # type: ignore[assignment]
         swappable = "AUTH_USER_MODEL"
 
     def __str__(self) -> str:
@@ -95,6 +95,6 @@ class AuditEntry(models.Model):
         return f"{self.actor_name} {self.get_action_display()} {self.object_repr}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
+        if not self._state.adding:
             raise ValueError("audit entries are append-only")
         super().save(*args, **kwargs)

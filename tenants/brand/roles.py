@@ -11,9 +11,10 @@ from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
-from django.db import connection
 from django.db.models import Q
 from django_tenants.utils import get_public_schema_name
+
+from tenants.db import connection
 
 
 class Role(StrEnum):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from tenants.brand import audit
 from tenants.brand.models import AuditAction, BrandProfile, User
 from tenants.brand.roles import ROLE_NAMES, Role
+from tenants.db import connection
 from tenants.errors import Conflict, JiumaError, NotFound
 from tenants.validation import clean_admin_password, clean_admin_username, clean_phone
 

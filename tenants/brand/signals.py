@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection
 from django_tenants.utils import get_public_schema_name
 
 from tenants.brand import audit
 from tenants.brand.models import AuditAction
+from tenants.db import connection
 
 
 def _in_brand() -> bool:

@@ -20,7 +20,10 @@ from django_tenants.postgresql_backend import base as tenant_base
 from tenants.postgresql_backend.introspection import FastSchemaIntrospection
 
 
-class DatabaseWrapper(tenant_base.DatabaseWrapper):  # type: ignore[misc]
+class DatabaseWrapper(tenant_base.DatabaseWrapper):
+    schema_name: str
+    tenant: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._session_search_path: list[str] | None = None
         super().__init__(*args, **kwargs)

@@ -22,7 +22,7 @@ _TABLE_LIST_SQL = """
 """
 
 
-class FastSchemaIntrospection(DatabaseSchemaIntrospection):  # type: ignore[misc]
+class FastSchemaIntrospection(DatabaseSchemaIntrospection):
     def get_table_list(self, cursor: Any) -> list[TableInfo]:
         cursor.execute(_TABLE_LIST_SQL, [self.connection.schema_name])
         return [TableInfo(*row) for row in cursor.fetchall()]

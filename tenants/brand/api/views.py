@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, login, logout
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
@@ -72,7 +72,7 @@ class MeView(APIView):
     permission_classes = [IsBrandStaff]
 
     def get(self, request: Request) -> Response:
-        data = dict(s.StaffSerializer(request.user).data)
+        data = dict(s.StaffSerializer(request.user).data)  # type: ignore[arg-type]  # IsBrandStaff ran
         data["permissions"] = sorted(request.user.get_all_permissions())
         return Response(data)
 
@@ -88,7 +88,7 @@ class ProfileView(APIView):
         return Response(s.SiteSerializer(profile).data)
 
 
-def _staff_queryset():  # type: ignore[no-untyped-def]
+def _staff_queryset() -> QuerySet[User]:
     return User.objects.prefetch_related(Prefetch("groups")).order_by("id")
 
 

@@ -20,7 +20,7 @@ from tenants.migration_state import existing_schemas, pending_schemas
 from tenants.models import Tenant, TenantStatus
 
 
-class Command(StockCommand):  # type: ignore[misc]
+class Command(StockCommand):
     help = "Migrate the public schema and every brand schema that has migrations left to apply."
 
     def add_arguments(self, parser: Any) -> None:
