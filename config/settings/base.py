@@ -1,9 +1,15 @@
 """Core Django settings: apps, middleware, templates, i18n and time."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import BASE_DIR, LOCAL_DIR, env
 
+JIUMA_ENV = env.str("JIUMA_ENV", default="development")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="jiuma-insecure-local-development-key-change-me-0123456789")
+_DEV_SECRET = "jiuma-insecure-local-development-key-change-me-0123456789"  # noqa: S105 - refused in production
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET)
+if JIUMA_ENV == "production" and (SECRET_KEY == _DEV_SECRET or DEBUG):
+    raise ImproperlyConfigured("production needs DJANGO_SECRET_KEY set and DJANGO_DEBUG off")
 # Hosts are checked by the tenant middleware against the Domain table; this list only has to admit
 # the platform's own host names and every brand domain (a leading dot admits all subdomains).
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", ".localhost", "127.0.0.1", "testserver"])
