@@ -78,6 +78,8 @@ class TenantMiddleware(TenantMainMiddleware):
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Staff of a suspended brand may still sign in and out to read.
+_SIGN_IN_PATHS = ("/admin/login/", "/admin/logout/", "/api/v1/auth/")
 
 
 class TenantStatusMiddleware:
@@ -102,7 +104,7 @@ class TenantStatusMiddleware:
         is_staff_area = request.path.startswith(("/admin/", "/api/"))
         if not is_staff_area:
             return self._notice(request, _("该品牌服务暂停中，如有疑问请联系品牌客服。"), "tenant_suspended", 503)
-        if request.method not in _SAFE_METHODS and not request.path.startswith(("/admin/login/", "/admin/logout/")):
+        if request.method not in _SAFE_METHODS and not request.path.startswith(_SIGN_IN_PATHS):
             return self._notice(request, _("品牌已暂停服务，当前只能查看，不能修改。"), "tenant_suspended", 403)
         return self.get_response(request)
 

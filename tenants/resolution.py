@@ -59,7 +59,7 @@ def resolve_host(host: str) -> Tenant | None:
     cached = tenant_cache.get(host)
     if cached is not None:
         return cached.tenant
-    domain = Domain.objects.select_related("tenant").filter(domain=host).first()
+    domain = Domain.objects.select_related("tenant", "tenant__plan").filter(domain=host).first()
     tenant = domain.tenant if domain is not None else None
     tenant_cache.put(host, tenant)
     return tenant

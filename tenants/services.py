@@ -151,8 +151,13 @@ def create_brand(
 def _enqueue_provisioning(operation_id: int) -> None:
     from tenants.tasks import provision_tenant
 
-    with _public():
-        provision_tenant.delay(operation_id)
+    # The brand is committed already; if the broker is down, the sweeper re-sends the job later
+    # (requeue_stale_provisioning), so the caller still gets its answer.
+    try:
+        with _public():
+            provision_tenant.delay(operation_id)
+    except Exception:
+        log.exception("could not queue provisioning job %s; the sweeper will retry", operation_id)
 
 
 def provision(operation_id: int) -> TenantOperation:
@@ -365,8 +370,15 @@ def _enqueue_export(schema_name: str, operation_id: int) -> None:
     from tenants.tasks import export_tenant_data
 
     # Sent from the brand's schema: tenant-schemas-celery runs it there.
-    with schema_context(schema_name):
-        export_tenant_data.delay(operation_id)
+    try:
+        with schema_context(schema_name):
+            export_tenant_data.delay(operation_id)
+    except Exception:
+        log.exception("could not queue export job %s", operation_id)
+        with _public():
+            TenantOperation.objects.filter(pk=operation_id, status=OperationStatus.QUEUED).update(
+                status=OperationStatus.FAILED, error="broker unavailable", finished_at=timezone.now()
+            )
 
 
 def request_deletion(tenant: Tenant, *, actor: PlatformStaff | None = None, ip: str | None = None) -> TenantOperation:
