@@ -80,6 +80,8 @@ class TenantMiddleware(TenantMainMiddleware):
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Staff of a suspended brand may still sign in and out to read.
 _SIGN_IN_PATHS = ("/admin/login/", "/admin/logout/", "/api/v1/auth/")
+# Consumer endpoints under /api/ (what consumer pages load): suspended like the pages themselves.
+_CONSUMER_API_PATHS = ("/api/v1/site/",)
 
 
 class TenantStatusMiddleware:
@@ -101,7 +103,9 @@ class TenantStatusMiddleware:
         if status in (TenantStatus.PENDING, TenantStatus.FAILED):
             return self._notice(request, _("品牌站点正在开通中，请稍后再试。"), "tenant_not_ready", 503)
         # Suspended.
-        is_staff_area = request.path.startswith(("/admin/", "/api/"))
+        is_staff_area = request.path.startswith(("/admin/", "/api/")) and not request.path.startswith(
+            _CONSUMER_API_PATHS
+        )
         if not is_staff_area:
             return self._notice(request, _("该品牌服务暂停中，如有疑问请联系品牌客服。"), "tenant_suspended", 503)
         if request.method not in _SAFE_METHODS and not request.path.startswith(_SIGN_IN_PATHS):

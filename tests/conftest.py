@@ -72,13 +72,15 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> dict[str, 
         admin, _ = PlatformStaff.objects.get_or_create(username="ops-admin", defaults={"role": PlatformRole.ADMIN})
         admin.set_password("ops-admin-password")
         admin.save()
-        support, _ = PlatformStaff.objects.get_or_create(username="ops-support",
-                                                         defaults={"role": PlatformRole.SUPPORT})
+        support, _ = PlatformStaff.objects.get_or_create(
+            username="ops-support", defaults={"role": PlatformRole.SUPPORT}
+        )
         support.set_password("ops-support-password")
         support.save()
         for staff, raw in ((admin, OPS_TOKEN), (support, SUPPORT_TOKEN)):
-            OpsToken.objects.get_or_create(key_hash=OpsToken.hash_key(raw),
-                                           defaults={"staff": staff, "key_hint": raw[:8]})
+            OpsToken.objects.get_or_create(
+                key_hash=OpsToken.hash_key(raw), defaults={"staff": staff, "key_hint": raw[:8]}
+            )
         brands = {"alpha": _make_brand("alpha", "阿尔法酒业"), "beta": _make_brand("beta", "贝塔酒业")}
         connection.set_schema_to_public()
     return brands

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
@@ -15,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from tenants.brand import audit
 from tenants.brand.models import AuditAction, AuditEntry, BrandProfile, User
 from tenants.brand.services import check_staff_quota
+from tenants.errors import JiumaError
 
 
 class BrandAdminSite(admin.AdminSite):
@@ -68,6 +70,24 @@ class StaffAdmin(AuditedModelAdmin, UserAdmin):  # type: ignore[type-arg]
     )
     readonly_fields = ("last_login", "date_joined")
     filter_horizontal = ("groups",)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None:
+            return form
+
+        class QuotaCheckedAddForm(form):  # type: ignore[misc,valid-type]
+            """Over the plan's staff quota the add form is shown again with the reason (not a 500)."""
+
+            def clean(self) -> Any:
+                cleaned = super().clean()
+                try:
+                    check_staff_quota()
+                except JiumaError as exc:
+                    raise ValidationError(exc.message, code=exc.code) from exc
+                return cleaned
+
+        return QuotaCheckedAddForm
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not change:

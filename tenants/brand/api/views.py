@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate, login, logout
 from django.db.models import Prefetch, QuerySet
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
@@ -63,7 +64,7 @@ class CsrfView(APIView):
 
     permission_classes = [AllowAny]
 
-    @ensure_csrf_cookie
+    @method_decorator(ensure_csrf_cookie)
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
 
