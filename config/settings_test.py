@@ -8,10 +8,13 @@ from config.settings import CACHES, REST_FRAMEWORK
 # Password hashing is not what the tests test; PBKDF2 would dominate their run time.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# Each xdist worker has its own test database, so it needs its own task queue and cache keys.
+# Each xdist worker has its own test database, so it needs its own task queue and cache keys; the
+# test database name is part of them too, so two suites on one machine (DATABASE_TEST_NAME set
+# differently) never take each other's tasks or cache entries.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-CELERY_TASK_DEFAULT_QUEUE = f"jiuma-test-{_worker}"
-CACHES["default"]["KEY_PREFIX"] = f"jiuma-test-{_worker}"
+_suite = f"{DATABASES['default']['TEST']['NAME']}-{_worker}"  # noqa: F405
+CELERY_TASK_DEFAULT_QUEUE = f"jiuma-test-{_suite}"
+CACHES["default"]["KEY_PREFIX"] = f"jiuma-test-{_suite}"
 
 # Tests that exercise throttling set their own rates.
 REST_FRAMEWORK = {
