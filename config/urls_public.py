@@ -15,5 +15,7 @@ urlpatterns = [
     ),
 ]
 
+handler400 = "tenants.api.errors.bad_request"
+handler403 = "tenants.api.errors.permission_denied"
 handler404 = "tenants.api.errors.api_not_found"
 handler500 = "tenants.api.errors.server_error"

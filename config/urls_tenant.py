@@ -13,5 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(urlconf="config.urls_tenant"), name="api-schema"),
 ]
 
+handler400 = "tenants.api.errors.bad_request"
+handler403 = "tenants.api.errors.permission_denied"
 handler404 = "tenants.api.errors.api_not_found"
 handler500 = "tenants.api.errors.server_error"

@@ -13,6 +13,7 @@ from django_tenants.middleware.main import TenantMainMiddleware
 from django_tenants.utils import get_public_schema_name
 
 from tenants import health
+from tenants.api.errors import error_response
 from tenants.db import connection
 from tenants.models import TenantStatus
 from tenants.resolution import resolve_host
@@ -32,6 +33,23 @@ class HealthCheckMiddleware:
         if request.path == "/readyz":
             report = health.readiness()
             return JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+        return self.get_response(request)
+
+
+class MalformedQueryMiddleware:
+    """Refuses a query string carrying a NUL character (400), for every view, API and admin alike.
+
+    PostgreSQL text cannot hold NUL, so a list filter given one (`?action=%00`) failed in the
+    database with a 500; no legitimate client sends it.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for key, values in request.GET.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                return error_response(request, 400, "malformed_request", _("请求内容格式错误。"), title=_("请求无效"))
         return self.get_response(request)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -60,18 +61,36 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django-level 404 for paths under /api/: JSON instead of an HTML page."""
-    if request.path.startswith(("/api/", "/ops/api/")):
-        return JsonResponse({"code": "not_found", "message": _("请求的内容不存在。")}, status=404)
-    from django.views.defaults import page_not_found
+_API_PREFIXES = ("/api/", "/ops/api/")
 
-    return page_not_found(request, exception or Http404())
+
+def error_response(request: HttpRequest, status: int, code: str, message: str, *, title: str = "") -> HttpResponse:
+    """A refusal outside DRF views: the API's JSON shape under /api/, a Chinese notice page elsewhere.
+
+    Rendered without the request's context processors, so it works even when what failed is the
+    database, the session or the user.
+    """
+    if request.path.startswith(_API_PREFIXES):
+        return JsonResponse({"code": code, "message": message}, status=status)
+    page = render_to_string("frontends/notice.html", {"title": title or message, "message": message})
+    return HttpResponse(page, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django-level 400 (an unknown Host header, a suspicious request)."""
+    return error_response(request, 400, "bad_request", _("请求无效。"), title=_("请求无效"))
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django-level 403 (an admin page the staff member's role does not allow)."""
+    return error_response(request, 403, "permission_denied", _("没有权限执行此操作。"), title=_("没有权限"))
+
+
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django-level 404: JSON under /api/, a Chinese page elsewhere."""
+    return error_response(request, 404, "not_found", _("请求的内容不存在。"), title=_("页面不存在"))
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith(("/api/", "/ops/api/")):
-        return JsonResponse({"code": "server_error", "message": _("服务器开小差了，请稍后再试。")}, status=500)
-    from django.views.defaults import server_error as html_server_error
-
-    return html_server_error(request)
+    """Django-level 500: no traceback, no detail, in Chinese."""
+    return error_response(request, 500, "server_error", _("服务器开小差了，请稍后再试。"), title=_("服务暂时不可用"))

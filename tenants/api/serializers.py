@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from tenants.api.strict import StrictSerializer
 from tenants.models import Domain, Plan, Tenant, TenantOperation
 
 
@@ -82,7 +83,7 @@ class BrandDetailSerializer(BrandSerializer):
         return list(OperationSerializer(recent, many=True).data)
 
 
-class BrandCreateSerializer(serializers.Serializer[Any]):
+class BrandCreateSerializer(StrictSerializer):
     code = serializers.CharField(max_length=64)
     name = serializers.CharField(max_length=100)
     plan = serializers.CharField(max_length=32)
@@ -94,15 +95,15 @@ class BrandCreateSerializer(serializers.Serializer[Any]):
     contact_phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
 
 
-class SuspendSerializer(serializers.Serializer[Any]):
+class SuspendSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class DomainCreateSerializer(serializers.Serializer[Any]):
+class DomainCreateSerializer(StrictSerializer):
     domain = serializers.CharField(max_length=253)
     primary = serializers.BooleanField(default=False)
 
 
-class ConfirmDeletionSerializer(serializers.Serializer[Any]):
+class ConfirmDeletionSerializer(StrictSerializer):
     export_id = serializers.IntegerField(min_value=1)
     confirm_code = serializers.CharField(max_length=64)

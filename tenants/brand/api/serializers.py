@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
+from tenants.api.strict import StrictSerializer
 from tenants.brand.models import AuditEntry, BrandProfile, User
 from tenants.brand.roles import role_of
 
@@ -14,7 +13,7 @@ class SiteSerializer(serializers.ModelSerializer[BrandProfile]):
         fields = ["display_name", "slogan", "service_phone", "logo"]
 
 
-class ProfileUpdateSerializer(serializers.Serializer[Any]):
+class ProfileUpdateSerializer(StrictSerializer):
     display_name = serializers.CharField(max_length=100, required=False)
     slogan = serializers.CharField(max_length=200, required=False, allow_blank=True)
     service_phone = serializers.CharField(max_length=20, required=False, allow_blank=True)
@@ -32,7 +31,7 @@ class StaffSerializer(serializers.ModelSerializer[User]):
         return role.value if role else None
 
 
-class StaffCreateSerializer(serializers.Serializer[Any]):
+class StaffCreateSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, write_only=True)
     role = serializers.CharField(max_length=32)
@@ -40,11 +39,11 @@ class StaffCreateSerializer(serializers.Serializer[Any]):
     phone = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
 
 
-class RoleSerializer(serializers.Serializer[Any]):
+class RoleSerializer(StrictSerializer):
     role = serializers.CharField(max_length=32)
 
 
-class LoginSerializer(serializers.Serializer[Any]):
+class LoginSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128)
 
