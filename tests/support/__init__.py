@@ -1,0 +1,1 @@
+"""Helpers shared by test modules that need more than Django's in-process test client."""
