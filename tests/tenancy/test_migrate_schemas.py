@@ -84,6 +84,27 @@ def test_migrate_schemas_with_nothing_to_do_touches_no_brand(alpha: Brand, capsy
     assert f":{alpha.schema}]" not in capsys.readouterr().out
 
 
+def test_all_schemas_migrates_every_live_brand_and_skips_deleted_ones(
+    alpha: Brand, beta: Brand, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--all-schemas re-runs migrate everywhere, but a deleted brand (schema gone) is not an error."""
+    gone = Tenant.objects.create(
+        code="gonebrand",
+        name="已删酒业",
+        plan=alpha.tenant.plan,
+        schema_name="t_gonebrand",
+        status=TenantStatus.DELETED,
+    )
+    total = len(_brand_schemas())
+    out = StringIO()
+    call_command("migrate_schemas", interactive=False, all_schemas=True, stdout=out)
+    assert f"--all-schemas: migrating all {total} brand schemas." in out.getvalue()
+    executor_log = capsys.readouterr().out
+    assert f":{alpha.schema}]" in executor_log
+    assert f":{beta.schema}]" in executor_log
+    assert f":{gone.schema_name}]" not in executor_log
+
+
 def test_brands_being_provisioned_are_left_to_their_provisioning_job(alpha: Brand) -> None:
     Tenant.objects.filter(schema_name=alpha.schema).update(status=TenantStatus.PENDING)
     _forget(alpha.schema, *LEAF)

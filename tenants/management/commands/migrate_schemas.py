@@ -3,8 +3,9 @@
 Stock django-tenants runs Django's migrate in every schema even when nothing is pending, which
 takes minutes at a thousand brands. Here the pending schemas are found first with two catalogue
 queries (tenants.migration_state) and only those are migrated. The template tenant is migrated
-too, so cloning from it stays correct. Explicit schema, app label, --fake or --plan runs go to the
-stock command unchanged.
+too, so cloning from it stays correct. `--all-schemas` runs migrate in every one of those schemas,
+pending or not (the stock command would also visit deleted brands, whose schema is gone, and fail).
+Explicit schema, app label, --fake or --plan runs go to the stock command unchanged.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class Command(StockCommand):
                 "plan",
                 "fake_initial",
                 "prune",
-                "all_schemas",
                 "check_unapplied",
             )
         )
@@ -63,12 +63,17 @@ class Command(StockCommand):
         brands = Tenant.objects.filter(status__in=[TenantStatus.READY, TenantStatus.SUSPENDED]).order_by("pk")
         schemas = [settings.TENANT_TEMPLATE_SCHEMA, *brands.values_list("schema_name", flat=True)]
         schemas = existing_schemas(schemas)
-        pending = pending_schemas(schemas)
-        if int(options.get("verbosity", 1)) >= 1:
-            self.stdout.write(
+        if options.get("all_schemas"):
+            pending = schemas
+            summary = f"--all-schemas: migrating all {len(schemas)} brand schemas."
+        else:
+            pending = pending_schemas(schemas)
+            summary = (
                 f"{len(schemas) - len(pending)} of {len(schemas)} brand schemas are up to date "
                 f"(checked in {time.perf_counter() - started:.2f} s); migrating {len(pending)}."
             )
+        if int(options.get("verbosity", 1)) >= 1:
+            self.stdout.write(summary)
         if pending:
             executor = get_executor(codename=options.get("executor"))(args, options)
             executor.run_migrations(tenants=pending)
