@@ -1,0 +1,1 @@
+"""Django's stock PostgreSQL backend, for the no-tenant baseline of benchmarks/tenant_overhead.py."""
