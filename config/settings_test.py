@@ -22,3 +22,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"anon": "100000/min", "user": "100000/min", "ops": "100000/min"},
 }
 LOG_LEVEL = "WARNING"
+
+# A fixed master key: the suite never depends on (or writes) the development key file. Servers the
+# tests start get the same key (tests/support/server.py).
+JIUMA_MASTER_KEYS = "test:" + "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE="

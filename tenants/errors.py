@@ -46,3 +46,4 @@ class TenantErrorCode(StrEnum):
     CONFIRMATION_MISMATCH = "confirmation_mismatch"
     CONFIRMATION_EXPIRED = "confirmation_expired"
     QUOTA_EXCEEDED = "quota_exceeded"
+    KEY_VERSIONS_EXHAUSTED = "code_key_versions_exhausted"

@@ -33,6 +33,22 @@ class Plan(models.Model):
         return f"{self.name} ({self.code})"
 
 
+class NextVal(models.Func):
+    """nextval() of a PostgreSQL sequence, as a database default."""
+
+    function = "nextval"
+    output_field = models.IntegerField()
+
+    def __init__(self, sequence: str) -> None:
+        super().__init__(models.Value(sequence))
+
+
+# Brand numbers are carried in clear in every bottle code (16 bits, codes.format), so they are
+# small, never reused and allocated by the database.
+TENANT_NUMBER_SEQUENCE = "tenants_tenant_number_seq"
+MAX_TENANT_NUMBER = 65535
+
+
 class TenantStatus(models.TextChoices):
     PENDING = "pending", _("开通中")
     READY = "ready", _("正常")
@@ -45,6 +61,7 @@ class Tenant(TenantMixin):
     """A liquor brand. Its business data lives in its own PostgreSQL schema (schema_name)."""
 
     code = models.SlugField(_("品牌代码"), max_length=32, unique=True)
+    number = models.IntegerField(_("品牌编号"), unique=True, editable=False, db_default=NextVal(TENANT_NUMBER_SEQUENCE))
     name = models.CharField(_("品牌名称"), max_length=100)
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="tenants", verbose_name=_("套餐"))
     status = models.CharField(_("状态"), max_length=16, choices=TenantStatus.choices, default=TenantStatus.PENDING)
@@ -68,6 +85,9 @@ class Tenant(TenantMixin):
                 condition=models.Q(schema_name__regex=r"^t_[a-z][a-z0-9_]{1,39}$")
                 | models.Q(schema_name="tenant_template"),
                 name="tenant_schema_name_format",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(number__gte=1, number__lte=MAX_TENANT_NUMBER), name="tenant_number_range"
             ),
         ]
 
@@ -97,6 +117,34 @@ class Domain(DomainMixin):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class CodeSecret(models.Model):
+    """A brand's code-signing secret of one key version, wrapped under a platform master key.
+
+    Codes are derived from the secret (codes.format) and never stored; every version ever issued
+    keeps verifying its codes. New batches use the newest version not retired.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="code_secrets")
+    version = models.PositiveSmallIntegerField(_("密钥版本"))
+    master_key_id = models.CharField(max_length=64)
+    wrapped = models.BinaryField()
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    retired_at = models.DateTimeField(_("停用时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("赋码密钥")
+        verbose_name_plural = _("赋码密钥")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "version"], name="code_secret_one_per_version"),
+            models.CheckConstraint(
+                condition=models.Q(version__gte=1, version__lte=15), name="code_secret_version_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} v{self.version}"
 
 
 class PlatformRole(models.TextChoices):

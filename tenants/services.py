@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_tenants.utils import get_public_schema_name, schema_context, schema_exists
 
-from tenants import provisioning, resolution
+from tenants import code_keys, provisioning, resolution
 from tenants.db import connection
 from tenants.errors import Conflict, JiumaError, NotFound, TenantErrorCode
 from tenants.models import (
@@ -123,6 +123,7 @@ def create_brand(
                     contact_phone=contact_phone,
                 )
                 Domain.objects.create(domain=host, tenant=tenant, is_primary=True)
+                code_keys.issue_secret(tenant)
                 operation = TenantOperation.objects.create(
                     tenant=tenant,
                     kind=OperationKind.PROVISION,

@@ -23,3 +23,14 @@ TENANT_PROVISIONING_STALE_SECONDS = env.int("TENANT_PROVISIONING_STALE_SECONDS",
 EXPORT_ROOT = env.path("JIUMA_EXPORT_ROOT", default=LOCAL_DIR / "exports")
 # Deleting a brand needs a confirmation made at least this long after the export, and within a day.
 BRAND_DELETION_CONFIRM_WINDOW_HOURS = env.int("BRAND_DELETION_CONFIRM_WINDOW_HOURS", default=24)
+
+# Master keys wrapping the brands' code secrets (tenants/keys.py): "id:base64,id:base64", the first
+# wraps. Or a KMS-backed ring class (dotted path). Development without either uses .local/master.key.
+JIUMA_MASTER_KEYS = env.str("JIUMA_MASTER_KEYS", default="")
+JIUMA_MASTER_KEY_RING = env.str("JIUMA_MASTER_KEY_RING", default="")
+JIUMA_DEV_MASTER_KEY_FILE = env.path("JIUMA_DEV_MASTER_KEY_FILE", default=LOCAL_DIR / "master.key")
+
+# Code verification keeps every brand's keys in process (codes/keyring.py): the list of brand
+# numbers is re-read this often, and a key version not seen yet is looked up at most this often.
+KEYRING_REFRESH_SECONDS = env.float("KEYRING_REFRESH_SECONDS", default=60.0)
+KEYRING_RETRY_SECONDS = env.float("KEYRING_RETRY_SECONDS", default=10.0)

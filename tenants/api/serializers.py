@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from tenants.api.strict import StrictSerializer
-from tenants.models import Domain, Plan, Tenant, TenantOperation
+from tenants.models import CodeSecret, Domain, Plan, Tenant, TenantOperation
 
 
 class PlanSerializer(serializers.ModelSerializer[Plan]):
@@ -57,6 +57,7 @@ class BrandSerializer(serializers.ModelSerializer[Tenant]):
         model = Tenant
         fields = [
             "code",
+            "number",
             "name",
             "schema_name",
             "plan",
@@ -107,3 +108,11 @@ class DomainCreateSerializer(StrictSerializer):
 class ConfirmDeletionSerializer(StrictSerializer):
     export_id = serializers.IntegerField(min_value=1)
     confirm_code = serializers.CharField(max_length=64)
+
+
+class CodeKeySerializer(serializers.ModelSerializer[CodeSecret]):
+    """A code-key version as ops see it: never the secret, wrapped or not."""
+
+    class Meta:
+        model = CodeSecret
+        fields = ["version", "master_key_id", "created_at", "retired_at"]

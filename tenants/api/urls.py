@@ -17,6 +17,12 @@ urlpatterns = [
     path(
         "brands/<slug:code>/operations/<int:operation_id>/", views.BrandOperationView.as_view(), name="brand-operation"
     ),
+    path("brands/<slug:code>/code-keys/", views.BrandCodeKeysView.as_view(), name="brand-code-keys"),
+    path(
+        "brands/<slug:code>/code-keys/<int:version>/retire/",
+        views.BrandCodeKeyRetireView.as_view(),
+        name="brand-code-key-retire",
+    ),
     path("brands/<slug:code>/deletion/", views.BrandDeletionView.as_view(), name="brand-deletion"),
     path(
         "brands/<slug:code>/deletion/confirm/", views.BrandDeletionConfirmView.as_view(), name="brand-deletion-confirm"

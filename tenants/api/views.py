@@ -12,11 +12,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from tenants import services
+from tenants import code_keys, services
 from tenants.api import serializers as s
 from tenants.api.auth import IsPlatformStaff, OpsBasicAuthentication, OpsTokenAuthentication
 from tenants.errors import NotFound, TenantErrorCode
-from tenants.models import Domain, OperationKind, Plan, PlatformStaff, Tenant
+from tenants.models import CodeSecret, Domain, OperationKind, Plan, PlatformStaff, Tenant
 
 
 class OpsView(APIView):
@@ -180,3 +180,26 @@ class BrandDeletionConfirmView(OpsView):
             ip=self.ip,
         )
         return Response(s.BrandSerializer(tenant).data)
+
+
+class BrandCodeKeysView(OpsView):
+    """The brand's code-key versions; POST rotates (new batches use the new version)."""
+
+    @extend_schema(responses=s.CodeKeySerializer(many=True))
+    def get(self, request: Request, code: str) -> Response:
+        rows = CodeSecret.objects.filter(tenant=self.brand(code)).order_by("version")
+        return Response(s.CodeKeySerializer(rows, many=True).data)
+
+    @extend_schema(request=None, responses={201: s.CodeKeySerializer})
+    def post(self, request: Request, code: str) -> Response:
+        created = code_keys.rotate(self.brand(code), actor=self.staff, ip=self.ip)
+        return Response(s.CodeKeySerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class BrandCodeKeyRetireView(OpsView):
+    @extend_schema(request=None, responses=s.CodeKeySerializer(many=True))
+    def post(self, request: Request, code: str, version: int) -> Response:
+        tenant = self.brand(code)
+        code_keys.retire(tenant, version, actor=self.staff, ip=self.ip)
+        rows = CodeSecret.objects.filter(tenant=tenant).order_by("version")
+        return Response(s.CodeKeySerializer(rows, many=True).data)

@@ -81,6 +81,8 @@ def server_environment(database_url: str, overrides: Mapping[str, str | None] = 
             "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # The brands' code secrets were wrapped under the suite's master key.
+            "JIUMA_MASTER_KEYS": settings.JIUMA_MASTER_KEYS,
         }
     )
     # As in the suite (pyproject's filterwarnings): no collected static files is fine here.
