@@ -234,3 +234,17 @@ def test_ops_list_and_rotate_code_keys_without_ever_seeing_a_secret(
     actions = list(OpsAuditEntry.objects.filter(tenant=alpha.tenant).values_list("action", flat=True))
     assert "brand.rotate_code_key" in actions
     assert "brand.retire_code_key" in actions
+
+
+def test_the_rewrap_command_reports_what_it_did(alpha: Brand, settings: Any) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    new_master = base64.b64encode(bytes(range(50, 82))).decode()
+    settings.JIUMA_MASTER_KEYS = f"k2:{new_master},{settings.JIUMA_MASTER_KEYS}"
+    keys.master_key_ring.cache_clear()
+    out = StringIO()
+    call_command("rewrap_code_secrets", stdout=out)
+    assert out.getvalue().startswith("re-wrapped ")
+    assert set(CodeSecret.objects.values_list("master_key_id", flat=True)) == {"k2"}
