@@ -1,0 +1,1 @@
+"""Shared set-up of the benchmarks (a package, so `make bench` does not run it as a benchmark)."""
