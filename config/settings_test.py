@@ -1,6 +1,8 @@
 """Settings for the test suite: the project's settings with test-only speed-ups."""
 
 import os
+import tempfile
+from pathlib import Path
 
 from config.settings import *  # noqa: F403
 from config.settings import CACHES, REST_FRAMEWORK
@@ -26,3 +28,7 @@ LOG_LEVEL = "WARNING"
 # A fixed master key: the suite never depends on (or writes) the development key file. Servers the
 # tests start get the same key (tests/support/server.py).
 JIUMA_MASTER_KEYS = "test:" + "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE="
+
+# Uploaded files and printer packages of the suite go to a temporary folder of its own. (Tests must
+# not override MEDIA_ROOT: django-tenants' storage caches the media root and ignores the change.)
+MEDIA_ROOT = Path(tempfile.gettempdir()) / f"jiuma-test-media-{_suite}"

@@ -34,3 +34,7 @@ JIUMA_DEV_MASTER_KEY_FILE = env.path("JIUMA_DEV_MASTER_KEY_FILE", default=LOCAL_
 # numbers is re-read this often, and a key version not seen yet is looked up at most this often.
 KEYRING_REFRESH_SECONDS = env.float("KEYRING_REFRESH_SECONDS", default=60.0)
 KEYRING_RETRY_SECONDS = env.float("KEYRING_RETRY_SECONDS", default=10.0)
+
+# Every scan URL starts with this (QR alphanumeric characters only: upper case, digits, " $%*+-./:").
+# Its host is a platform host that routes any brand's code by the brand number the code carries.
+CODE_URL_PREFIX = env.str("JIUMA_CODE_URL_PREFIX", default="HTTP://C.LOCALHOST:8000/C/")

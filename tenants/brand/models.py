@@ -53,6 +53,7 @@ class AuditAction(models.TextChoices):
     LOGIN_FAILED = "login_failed", _("登录失败")
     LOGOUT = "logout", _("退出")
     REQUEST = "request", _("写请求")
+    DOWNLOAD = "download", _("下载")
 
 
 class AuditEntry(models.Model):

@@ -1,0 +1,181 @@
+"""Code batches, serial allocation and the sparse state of codes.
+
+No row exists per code: a batch owns ranges of serials (bottles, cases, pallets), codes are derived
+from the brand's key (codes.format), and only codes with an event get state (a status rule over a
+serial range, later scans and associations).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from codes.format import MAX_SERIAL, Kind
+
+
+class SerialGroup(models.TextChoices):
+    """Serial spaces: inner and outer codes of a bottle share the bottle's serial."""
+
+    BOTTLE = "bottle", _("瓶")
+    CASE = "case", _("箱")
+    PALLET = "pallet", _("托盘")
+
+    @classmethod
+    def of(cls, kind: Kind) -> SerialGroup:
+        return {Kind.INNER: cls.BOTTLE, Kind.OUTER: cls.BOTTLE, Kind.CASE: cls.CASE, Kind.PALLET: cls.PALLET}[kind]
+
+
+class SerialCounter(models.Model):
+    """The next free serial of each group; batches take ranges from it under a row lock."""
+
+    group = models.CharField(max_length=8, choices=SerialGroup.choices, unique=True)
+    next_serial = models.BigIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(next_serial__gte=1, next_serial__lte=MAX_SERIAL + 1), name="serial_counter_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group}: {self.next_serial}"
+
+
+class BatchStatus(models.TextChoices):
+    GENERATING = "generating", _("生成中")
+    READY = "ready", _("已生成")
+    FAILED = "failed", _("生成失败")
+
+
+class Batch(models.Model):
+    """One print run (批次): serial ranges of bottles (inner and/or outer codes), cases and pallets."""
+
+    number = models.CharField(_("批次号"), max_length=32, unique=True)
+    key_version = models.PositiveSmallIntegerField(_("密钥版本"))
+    has_inner = models.BooleanField(_("盖内码"), default=True)
+    has_outer = models.BooleanField(_("盖外码"), default=True)
+    bottles = models.PositiveIntegerField(_("瓶数"), default=0)
+    first_bottle_serial = models.BigIntegerField(null=True, blank=True)
+    bottles_per_case = models.PositiveSmallIntegerField(_("每箱瓶数"), default=0)
+    cases = models.PositiveIntegerField(_("箱数"), default=0)
+    first_case_serial = models.BigIntegerField(null=True, blank=True)
+    cases_per_pallet = models.PositiveSmallIntegerField(_("每托盘箱数"), default=0)
+    pallets = models.PositiveIntegerField(_("托盘数"), default=0)
+    first_pallet_serial = models.BigIntegerField(null=True, blank=True)
+    sku = models.ForeignKey(
+        "commerce.Sku", null=True, blank=True, on_delete=models.PROTECT, related_name="batches", verbose_name=_("SKU")
+    )
+    bound_at = models.DateTimeField(_("赋值时间"), null=True, blank=True)
+    production_date = models.DateField(_("生产日期"), null=True, blank=True)
+    production_line = models.CharField(_("生产线"), max_length=50, blank=True)
+    note = models.CharField(_("备注"), max_length=200, blank=True)
+
+    status = models.CharField(_("状态"), max_length=12, choices=BatchStatus.choices, default=BatchStatus.GENERATING)
+    progress = models.PositiveSmallIntegerField(_("进度（%）"), default=0)
+    error = models.CharField(_("失败原因"), max_length=300, blank=True)
+    package_path = models.CharField(max_length=300, blank=True)
+    package_sha256 = models.CharField(max_length=64, blank=True)
+    package_bytes = models.BigIntegerField(default=0)
+    # The package's zip password, wrapped under the master key until it is shown (once).
+    password_key_id = models.CharField(max_length=64, blank=True)
+    password_wrapped = models.BinaryField(default=b"", blank=True)
+    max_downloads = models.PositiveSmallIntegerField(_("允许下载次数"), default=3)
+    downloads = models.PositiveSmallIntegerField(_("已下载次数"), default=0)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    ready_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("赋码批次")
+        verbose_name_plural = _("赋码批次")
+        ordering = ["-created_at"]
+        permissions = [("download_batch", _("下载印刷包"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(downloads__lte=models.F("max_downloads")), name="batch_downloads"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(bottles__gt=0) | models.Q(cases__gt=0) | models.Q(pallets__gt=0),
+                name="batch_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(bottles=0) | models.Q(has_inner=True) | models.Q(has_outer=True),
+                name="batch_bottle_kinds",
+            ),
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="batch_progress"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def serial_range(self, group: SerialGroup) -> range:
+        first, count = {
+            SerialGroup.BOTTLE: (self.first_bottle_serial, self.bottles),
+            SerialGroup.CASE: (self.first_case_serial, self.cases),
+            SerialGroup.PALLET: (self.first_pallet_serial, self.pallets),
+        }[group]
+        if not count or first is None:
+            return range(0)
+        return range(first, first + count)
+
+    @property
+    def kinds(self) -> list[Kind]:
+        kinds = []
+        if self.bottles and self.has_inner:
+            kinds.append(Kind.INNER)
+        if self.bottles and self.has_outer:
+            kinds.append(Kind.OUTER)
+        if self.cases:
+            kinds.append(Kind.CASE)
+        if self.pallets:
+            kinds.append(Kind.PALLET)
+        return kinds
+
+    @property
+    def code_count(self) -> int:
+        return sum(len(self.serial_range(SerialGroup.of(kind))) for kind in self.kinds)
+
+
+class CodeStatus(models.TextChoices):
+    ACTIVE = "active", _("已激活")
+    FROZEN = "frozen", _("已冻结")
+    VOID = "void", _("已作废")
+    BLACKLISTED = "blacklisted", _("黑名单")
+
+
+class StatusRule(models.Model):
+    """A status given to a serial range (a whole batch, part of one, or a single code).
+
+    State is sparse: the status of a code is that of the newest rule covering its serial, or
+    "not activated" when no rule does.
+    """
+
+    group = models.CharField(max_length=8, choices=SerialGroup.choices)
+    first_serial = models.BigIntegerField()
+    last_serial = models.BigIntegerField()
+    status = models.CharField(_("状态"), max_length=12, choices=CodeStatus.choices)
+    reason = models.CharField(_("原因"), max_length=200, blank=True)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="status_rules")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("码状态变更")
+        verbose_name_plural = _("码状态变更")
+        indexes = [models.Index(fields=["group", "first_serial", "last_serial"], name="status_rule_lookup")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(last_serial__gte=models.F("first_serial")), name="status_rule_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} {self.first_serial}-{self.last_serial}: {self.status}"
