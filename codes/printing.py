@@ -24,7 +24,9 @@ from codes import format as code_format
 
 SERIAL_DIGITS = 11
 CHUNK = 50_000
-_POWERS = np.array([10**power for power in range(SERIAL_DIGITS - 1, -1, -1)], dtype=np.uint64)
+# ASCII of 0000..9999: a serial's 11 digits are 3 + 4 + 4 of these (three divisions, not eleven).
+_QUADS = np.frombuffer("".join(f"{number:04d}" for number in range(10_000)).encode(), dtype=np.uint8).reshape(10_000, 4)
+_TEN_THOUSAND = np.uint64(10_000)
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,14 @@ def header(kind: code_format.Kind, children: Children | None) -> bytes:
 
 
 def _digits(values: np.ndarray) -> np.ndarray:
-    """(n, 11) ASCII digits of non-negative serials."""
-    return ((values[:, None] // _POWERS) % np.uint64(10)).astype(np.uint8) + np.uint8(ord("0"))
+    """(n, 11) ASCII digits of serials below 10^11 (2^34 is 17,179,869,184)."""
+    out = np.empty((values.shape[0], SERIAL_DIGITS), dtype=np.uint8)
+    rest, low = np.divmod(values, _TEN_THOUSAND)
+    high, middle = np.divmod(rest, _TEN_THOUSAND)
+    out[:, 0:3] = _QUADS[high][:, 1:]
+    out[:, 3:7] = _QUADS[middle]
+    out[:, 7:11] = _QUADS[low]
+    return out
 
 
 def lines(

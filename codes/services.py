@@ -252,9 +252,7 @@ def generate_package(batch_id: int, *, on_progress: Callable[[int], None] | None
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
     os.close(fd)
     try:
-        with pyzipper.AESZipFile(
-            tmp_name, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, encryption=pyzipper.WZ_AES
-        ) as archive:
+        with pyzipper.AESZipFile(tmp_name, "w", compression=zipfile.ZIP_STORED, encryption=pyzipper.WZ_AES) as archive:
             archive.setpassword(password.encode())
             for file_name, kind, first, count, children in _files_of(batch):
                 with archive.open(file_name, "w", force_zip64=True) as out:

@@ -192,3 +192,12 @@ def test_keys_are_derived_deterministically_and_checked() -> None:
     with pytest.raises(ValueError, match="key version"):
         f.CodeKey.derive(secret, 3, 16)
     assert "secret" not in repr(f.CodeKey.derive(secret, 3, 1))
+
+
+def test_printer_serial_digits_are_exact_across_the_serial_space() -> None:
+    from codes.printing import _digits
+
+    values = np.array([0, 1, 9_999, 10_000, 99_999_999, 100_000_000, f.MAX_SERIAL], dtype=np.uint64)
+    values = np.concatenate([values, np.random.default_rng(3).integers(0, f.MAX_SERIAL, 5_000).astype(np.uint64)])
+    texts = [row.tobytes().decode() for row in _digits(values)]
+    assert texts == [f"{int(value):011d}" for value in values]
