@@ -179,3 +179,59 @@ class StatusRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group} {self.first_serial}-{self.last_serial}: {self.status}"
+
+
+class ScanSource(models.TextChoices):
+    CONSUMER = "consumer", _("消费者")
+    STORE = "store", _("门店")
+    DEALER = "dealer", _("经销商")
+    FACTORY = "factory", _("工厂")
+
+
+class Scan(models.Model):
+    """One scan of any code. Built for billions of rows: partitioned by month on scanned_at (the
+    table is created by migration 0002 with raw DDL; the database's primary key is (id, scanned_at),
+    Django addresses rows by id), a BRIN index on time and one B-tree on (kind, serial) per partition.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    scanned_at = models.DateTimeField(_("扫码时间"), default=timezone.now)
+    kind = models.PositiveSmallIntegerField(_("码类型"), choices=[(kind.value, kind.name) for kind in Kind])
+    serial = models.BigIntegerField(_("序号"))
+    key_version = models.PositiveSmallIntegerField()
+    batch_id = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=ScanSource.choices, default=ScanSource.CONSUMER)
+    member_id = models.BigIntegerField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    region_code = models.CharField(_("地区"), max_length=6, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    is_first = models.BooleanField(_("首次扫码"), default=False)
+
+    class Meta:
+        managed = True
+        verbose_name = _("扫码记录")
+        verbose_name_plural = _("扫码记录")
+
+    def __str__(self) -> str:
+        return f"{Kind(self.kind).letter}{self.serial} @ {self.scanned_at:%Y-%m-%d %H:%M}"
+
+
+class CodeSummary(models.Model):
+    """First scan and count of each code that was ever scanned (sparse: one row per scanned code)."""
+
+    kind = models.PositiveSmallIntegerField(choices=[(kind.value, kind.name) for kind in Kind])
+    serial = models.BigIntegerField()
+    first_scanned_at = models.DateTimeField(_("首次扫码时间"))
+    first_region_code = models.CharField(_("首次扫码地区"), max_length=6, blank=True)
+    last_scanned_at = models.DateTimeField(_("最近扫码时间"))
+    scan_count = models.PositiveIntegerField(_("扫码次数"), default=0)
+
+    class Meta:
+        verbose_name = _("码扫码汇总")
+        verbose_name_plural = _("码扫码汇总")
+        constraints = [models.UniqueConstraint(fields=["kind", "serial"], name="code_summary_one_per_code")]
+
+    def __str__(self) -> str:
+        return f"{Kind(self.kind).letter}{self.serial}: {self.scan_count}"

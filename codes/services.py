@@ -415,14 +415,20 @@ def set_batch_status(batch: Batch, status: CodeStatus, *, reason: str = "", acto
     return rules
 
 
-def status_of(group: SerialGroup, serial: int) -> str | None:
-    """The status of one code: that of the newest rule covering it, None when never activated."""
+def rule_of(group: SerialGroup, serial: int) -> StatusRule | None:
+    """The newest status rule covering a code, None when the code was never given a status."""
     return (
         StatusRule.objects.filter(group=group, first_serial__lte=serial, last_serial__gte=serial)
+        .only("status", "reason")
         .order_by("-id")
-        .values_list("status", flat=True)
         .first()
     )
+
+
+def status_of(group: SerialGroup, serial: int) -> str | None:
+    """The status of one code: that of the newest rule covering it, None when never activated."""
+    rule = rule_of(group, serial)
+    return rule.status if rule is not None else None
 
 
 def batch_of(group: SerialGroup, serial: int) -> Batch | None:

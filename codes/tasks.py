@@ -21,3 +21,11 @@ def generate_batch_package(batch_id: int) -> dict[str, Any]:
         services.mark_failed(batch_id, f"{type(exc).__name__}: {exc}")
         raise
     return {"batch": batch.pk, "status": batch.status}
+
+
+@shared_task(name="codes.ensure_scan_partitions")
+def ensure_scan_partitions() -> list[str]:
+    """Daily in every ready brand (beat): the scans table's partitions for the coming months."""
+    from codes.partitions import ensure_scan_partitions as ensure
+
+    return ensure()

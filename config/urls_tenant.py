@@ -8,6 +8,9 @@ from tenants.brand.admin import site as brand_admin
 
 urlpatterns = [
     path("", pages.brand_home, name="brand-home"),
+    # Scan URLs: <CODE_URL_PREFIX><code> (upper case in QR codes), on the code host or a brand host.
+    path("C/<str:code>", pages.scan, name="scan"),
+    path("c/<str:code>", pages.scan, name="scan-lower"),
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="config.urls_tenant"), name="api-schema"),

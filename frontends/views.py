@@ -13,5 +13,32 @@ def brand_home(request: HttpRequest) -> HttpResponse:
     return render(request, "frontends/brand_home.html", {"profile": profile, "tenant": request.tenant})  # type: ignore[attr-defined]
 
 
+def scan(request: HttpRequest, code: str) -> HttpResponse:
+    """The page a scanned cap opens: authenticity, first-scan facts, warnings. Records the scan."""
+    from codes.scanning import Verdict, record_scan
+
+    result = record_scan(
+        code,
+        ip=_client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )
+    profile = BrandProfile.objects.filter(id=1).first()
+    status = 200 if result.verdict == Verdict.GENUINE else 404 if result.code is None else 200
+    response = render(
+        request,
+        "frontends/scan.html",
+        {"result": result, "profile": profile, "tenant": request.tenant},  # type: ignore[attr-defined]
+        status=status,
+    )
+    # Every scan is an event: never served from a cache.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    ip: str | None = request.META.get("REMOTE_ADDR")
+    return ip
+
+
 def platform_home(request: HttpRequest) -> HttpResponse:
     return render(request, "frontends/platform_home.html")

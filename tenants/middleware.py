@@ -71,6 +71,8 @@ class TenantMiddleware(TenantMainMiddleware):
     """Selects the brand schema from the host name with a cached lookup (no query after warm-up)."""
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if getattr(request, "tenant", None) is not None:  # routed already (codes.middleware: scan URLs)
+            return None
         host = request.get_host().split(":")[0].lower().rstrip(".")
         if host in settings.PLATFORM_HOSTS:
             connection.set_schema_to_public()

@@ -65,6 +65,21 @@ def resolve_host(host: str) -> Tenant | None:
     return tenant
 
 
+number_cache = TenantCache()
+
+
+def resolve_number(number: int) -> Tenant | None:
+    """The brand with this number (what bottle codes carry), or None. Cached like hosts."""
+    key = str(number)
+    cached = number_cache.get(key)
+    if cached is not None:
+        return cached.tenant
+    tenant = Tenant.objects.select_related("plan").filter(number=number).first()
+    number_cache.put(key, tenant)
+    return tenant
+
+
 def invalidate() -> None:
-    """Forget every cached host of this process (called after any change to brands or domains)."""
+    """Forget every cached host and number of this process (after any change to brands or domains)."""
     tenant_cache.clear()
+    number_cache.clear()

@@ -50,6 +50,7 @@ AUTH_USER_MODEL = "brand.User"
 
 MIDDLEWARE = [
     "tenants.middleware.HealthCheckMiddleware",
+    "codes.middleware.CodeHostMiddleware",
     "tenants.middleware.TenantMiddleware",
     "tenants.middleware.MalformedQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -24,4 +24,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
         "tenant_schemas": ["public"],
     },
+    # Tenant jobs (no tenant_schemas): sent to every ready brand.
+    "codes.ensure_scan_partitions": {"task": "codes.ensure_scan_partitions", "schedule": 24 * 3600.0},
 }

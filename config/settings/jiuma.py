@@ -38,3 +38,5 @@ KEYRING_RETRY_SECONDS = env.float("KEYRING_RETRY_SECONDS", default=10.0)
 # Every scan URL starts with this (QR alphanumeric characters only: upper case, digits, " $%*+-./:").
 # Its host is a platform host that routes any brand's code by the brand number the code carries.
 CODE_URL_PREFIX = env.str("JIUMA_CODE_URL_PREFIX", default="HTTP://C.LOCALHOST:8000/C/")
+# Further hosts that serve scan URLs the same way (e.g. an old short domain still on printed caps).
+CODE_EXTRA_HOSTS = env.list("JIUMA_CODE_EXTRA_HOSTS", default=[])

@@ -243,6 +243,8 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/",
         "/admin/login/",
         "/api/v1/site/",
+        "/C/{code}",  # the page a scanned cap opens
+        "/c/{code}",
         "/api/v1/auth/csrf/",
         "/api/v1/auth/login/",
         "/api/v1/auth/logout/",
@@ -266,6 +268,7 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "object_id": owner_id,
             "content_type_id": str(user_type.pk),
             "url": "no-such-page/",
+            "code": "NOTACODE",
         }
         samples: dict[str, dict[str, str]] = {"": common}
         for model in (User, Group, BrandProfile, AuditEntry):

@@ -1,0 +1,62 @@
+"""Scan URLs on the short code host: `<CODE_URL_PREFIX><code>` reaches the brand the code names.
+
+One short host serves every brand's codes: the brand number is in clear in the code, so the brand
+is found without a query once cached (and without trying every brand's key). Runs before the
+tenant middleware, which leaves a request it routed alone. Anything else on the code host is a
+platform page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import set_urlconf
+from django.utils.translation import gettext as _
+
+from codes import format as code_format
+from tenants.db import connection
+from tenants.models import TenantStatus
+from tenants.resolution import resolve_number
+
+_SCAN_PATH = re.compile(r"^/[cC]/(?P<code>[^/]{1,64})/?$")
+
+
+def code_hosts() -> frozenset[str]:
+    host = urlsplit(settings.CODE_URL_PREFIX.lower()).hostname or ""
+    return frozenset(filter(None, [host, *settings.CODE_EXTRA_HOSTS]))
+
+
+class CodeHostMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.hosts = code_hosts()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        host = request.get_host().split(":")[0].lower().rstrip(".")
+        if host in self.hosts:
+            match = _SCAN_PATH.match(request.path)
+            if match is not None:
+                parsed = code_format.parse(match["code"])
+                tenant = None
+                if parsed is not None:
+                    number = parsed[0] >> (code_format.VERSION_BITS + code_format.SEALED_BITS + code_format.TAG_BITS)
+                    tenant = resolve_number(number)
+                if tenant is None or tenant.status == TenantStatus.DELETED:
+                    connection.set_schema_to_public()
+                    return render(
+                        request,
+                        "frontends/scan_unknown.html",
+                        {"title": _("无法识别的码"), "message": _("该码无法识别，可能不是正品，请谨慎购买。")},
+                        status=404,
+                    )
+                tenant.domain_url = host
+                request.tenant = tenant  # type: ignore[attr-defined]
+                connection.set_tenant(tenant)
+                request.urlconf = settings.ROOT_URLCONF
+                set_urlconf(None)
+        return self.get_response(request)
