@@ -23,22 +23,46 @@ coordinates can store them as they are and fall back to ``locate_ip`` for the re
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import ipaddress
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
-
-from ip2region import searcher as xdb
-from ip2region import util as xdb_util
+from types import ModuleType
+from typing import Any, Final, Literal
 
 from commerce import regions
 from commerce.regions import Region
 
 logger = logging.getLogger(__name__)
+
+
+def _import_binding() -> tuple[ModuleType, ModuleType]:
+    """py-ip2region's `searcher` and `util` modules.
+
+    Both ip2region wheels also install a `bin/ip2region.py` script. Any program started from the
+    venv's bin folder (gunicorn, celery) has that folder first on sys.path, where the script would
+    shadow the package; so the package is imported with such folders left out.
+    """
+    shadowing = [entry for entry in sys.path if os.path.isfile(os.path.join(entry or os.getcwd(), "ip2region.py"))]
+    loaded = sys.modules.get("ip2region")
+    if loaded is not None and not hasattr(loaded, "__path__"):
+        del sys.modules["ip2region"]  # the script, imported as a module by someone else
+    original = list(sys.path)
+    try:
+        sys.path[:] = [entry for entry in sys.path if entry not in shadowing]
+        searcher = importlib.import_module("ip2region.searcher")
+        util = importlib.import_module("ip2region.util")
+    finally:
+        sys.path[:] = original
+    return searcher, util
+
+
+xdb, xdb_util = _import_binding()
 
 IpVersion = Literal[4, 6]
 ENV_XDB: Final[dict[IpVersion, str]] = {4: "JIUMA_IP2REGION_XDB_V4", 6: "JIUMA_IP2REGION_XDB_V6"}
@@ -63,7 +87,7 @@ class IpLocation:
 
 
 class _Database:
-    def __init__(self, searcher: xdb.Searcher, path: Path) -> None:
+    def __init__(self, searcher: Any, path: Path) -> None:  # an ip2region.searcher.Searcher
         self.searcher = searcher
         self.path = path
         self._records: dict[str, IpLocation | None] = {}

@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="start, verify the URLs, stop")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Scan URLs of the demo point at this server through the short code host c.localhost.
+    os.environ.setdefault("JIUMA_CODE_URL_PREFIX", f"HTTP://C.LOCALHOST:{args.port}/C/")
 
     print("==> migrating the public schema and every brand schema")
     manage("migrate_schemas", "-v", "0")
@@ -103,6 +105,7 @@ def main() -> int:
         )
         print("==> seeding the demo brand (provisioned by the worker)")
         manage("seed_demo", "--wait", "90")
+        manage("seed_demo_codes")
         base = f"http://127.0.0.1:{args.port}"
         wait_http(f"{base}/healthz", "localhost")
         wait_http(f"{base}/api/v1/site/", "demo.localhost")
@@ -119,6 +122,7 @@ Jiuma demo is running.
       HTTP Basic ops / Ops-demo-2026, or
       Authorization: Bearer jmo_demo_ops_token_change_me_in_production
   Health / readiness           http://localhost:{port}/healthz   http://localhost:{port}/readyz
+  Scan pages                   the two URLs printed above (a cap's outer and inner code)
 
   Try: curl -H 'Authorization: Bearer jmo_demo_ops_token_change_me_in_production' \\
          -H 'Content-Type: application/json' http://localhost:{port}/ops/api/v1/brands/ \\

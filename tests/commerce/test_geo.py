@@ -207,3 +207,19 @@ def test_a_lookup_costs_microseconds() -> None:
         geo.locate_ip(ip)
     per_lookup_us = (time.perf_counter() - started) / (len(SAMPLE) * 10) * 1e6
     assert per_lookup_us < 500, per_lookup_us  # ~10 µs on the 2-core machine; generous for a loaded CI
+
+
+def test_geolocation_works_in_programs_started_from_the_venvs_bin_folder() -> None:
+    """gunicorn and celery run with .venv/bin first on sys.path, where a script named ip2region.py
+    (installed by the ip2region wheels) would shadow the package."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bin_dir = Path(sys.executable).parent
+    probe = f"import sys; sys.path.insert(0, {str(bin_dir)!r}); import commerce.geo as geo; print(geo.available())"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
