@@ -16,3 +16,5 @@ class CodeErrorCode(StrEnum):
     ALREADY_BOUND = "batch_already_bound"
     INVALID_RANGE = "invalid_serial_range"
     NOT_ISSUED = "serials_not_issued"
+    INVALID_UPLOAD = "invalid_upload"
+    UPLOAD_CONFLICT = "upload_conflict"

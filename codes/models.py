@@ -235,3 +235,56 @@ class CodeSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{Kind(self.kind).letter}{self.serial}: {self.scan_count}"
+
+
+class AssociationUpload(models.Model):
+    """One packing-line file (or API call) of parent→child links, applied whole or not at all."""
+
+    sha256 = models.CharField(max_length=64)
+    filename = models.CharField(_("文件名"), max_length=200, blank=True)
+    lines = models.PositiveIntegerField(_("行数"), default=0)
+    linked = models.PositiveIntegerField(_("新建关联"), default=0)
+    applied = models.BooleanField(_("已生效"), default=False)
+    errors = models.PositiveIntegerField(_("错误行数"), default=0)
+    report = models.JSONField(_("逐行报告"), default=list)
+    source = models.CharField(max_length=20, default="upload")  # upload / api:<key name>
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("上传时间"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("关联上传")
+        verbose_name_plural = _("关联上传")
+        ordering = ["-created_at"]
+        constraints = [
+            # A file is applied at most once; re-uploading it returns the first report.
+            models.UniqueConstraint(
+                fields=["sha256"], condition=models.Q(applied=True), name="association_applied_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename or self.sha256[:12]} ({self.lines})"
+
+
+class CodeLink(models.Model):
+    """A child code packed in a parent: bottle→case or case→pallet (关联). One parent per child."""
+
+    child_group = models.CharField(max_length=8, choices=SerialGroup.choices)
+    child_serial = models.BigIntegerField()
+    parent_group = models.CharField(max_length=8, choices=SerialGroup.choices)
+    parent_serial = models.BigIntegerField()
+    upload = models.ForeignKey(AssociationUpload, null=True, on_delete=models.PROTECT, related_name="links")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("码关联")
+        verbose_name_plural = _("码关联")
+        constraints = [
+            models.UniqueConstraint(fields=["child_group", "child_serial"], name="code_link_one_parent"),
+        ]
+        indexes = [models.Index(fields=["parent_group", "parent_serial"], name="code_link_children")]
+
+    def __str__(self) -> str:
+        return f"{self.child_group}{self.child_serial} → {self.parent_group}{self.parent_serial}"
