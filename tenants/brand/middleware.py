@@ -61,7 +61,7 @@ class AuditContextMiddleware:
                 and ctx.recorded == 0
                 and user is not None
                 and user.is_authenticated
-                and getattr(user, "is_staff", False)
+                and (getattr(user, "is_staff", False) or str(getattr(user, "username", "")).startswith("apikey:"))
                 and response.status_code < 400
                 and not request.path.startswith(("/admin/login/", "/admin/logout/", "/admin/jsi18n/"))
             ):

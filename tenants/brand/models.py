@@ -99,3 +99,37 @@ class AuditEntry(models.Model):
         if not self._state.adding:
             raise ValueError("audit entries are append-only")
         super().save(*args, **kwargs)
+
+
+class ApiKeyScope(models.TextChoices):
+    """What a machine client (factory line, ERP, WMS) may do with a key."""
+
+    ASSOCIATIONS_WRITE = "associations:write", _("上传码关联")
+    OUTBOUND_WRITE = "outbound:write", _("上传出入库记录")
+    BATCHES_READ = "batches:read", _("读取批次")
+    CODES_VERIFY = "codes:verify", _("验证码")
+
+
+class ApiKey(models.Model):
+    """A machine-to-machine key of the brand. Only its SHA-256 is stored; the key is shown once."""
+
+    PREFIX = "jmk_"
+
+    name = models.CharField(_("名称"), max_length=64)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_hint = models.CharField(_("密钥前缀"), max_length=12)
+    scopes = models.JSONField(_("权限范围"), default=list)
+    created_by = models.ForeignKey(
+        "brand.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name=_("创建人")
+    )
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("最近使用"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("吊销时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("API 密钥")
+        verbose_name_plural = _("API 密钥")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_hint}…)"

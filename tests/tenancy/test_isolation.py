@@ -269,6 +269,10 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "content_type_id": str(user_type.pk),
             "url": "no-such-page/",
             "code": "NOTACODE",
+            # Codes API and API keys: ids need not exist, a stranger is refused before any lookup.
+            "batch_id": "1",
+            "upload_id": "1",
+            "key_id": "1",
         }
         samples: dict[str, dict[str, str]] = {"": common}
         for model in (User, Group, BrandProfile, AuditEntry):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tenants.brand.api import views
+from tenants.brand.api import key_views, views
 
 app_name = "brand-api"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("staff/<int:user_id>/role/", views.StaffRoleView.as_view(), name="staff-role"),
     path("staff/<int:user_id>/deactivate/", views.StaffDeactivateView.as_view(), name="staff-deactivate"),
     path("audit/", views.AuditListView.as_view(), name="audit"),
+    path("api-keys/", key_views.ApiKeyListView.as_view(), name="api-keys"),
+    path("api-keys/<int:key_id>/revoke/", key_views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
 ]

@@ -1,0 +1,176 @@
+"""Codes API: batches (create, progress, password once, download, bind, status), code status
+ranges and association uploads. Thin: every decision is in codes.services / codes.association."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import FileUploadParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from codes import association, services
+from codes.api import serializers as s
+from codes.api.permissions import staff_or_key
+from codes.models import AssociationUpload, Batch, SerialGroup
+from commerce.models import Sku
+from tenants.api.parsers import JSONParser
+from tenants.brand.api.permissions import has_perm
+from tenants.brand.api_keys import ApiKeyAuthentication
+from tenants.brand.models import ApiKeyScope
+
+AUTH = [ApiKeyAuthentication, SessionAuthentication]
+
+
+class BatchListView(APIView):
+    authentication_classes = AUTH
+
+    def get_permissions(self):  # type: ignore[no-untyped-def]
+        if self.request.method == "POST":
+            return [has_perm("codes.add_batch")()]
+        return [staff_or_key("codes.view_batch", ApiKeyScope.BATCHES_READ)()]
+
+    @extend_schema(responses=s.BatchSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        rows = Batch.objects.select_related("sku").order_by("-created_at")[:200]
+        return Response(s.BatchSerializer(rows, many=True).data)
+
+    @extend_schema(request=s.BatchCreateSerializer, responses={201: s.BatchSerializer})
+    def post(self, request: Request) -> Response:
+        form = s.BatchCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        batch = services.create_batch(services.BatchRequest(**form.validated_data), actor=request.user)
+        return Response(s.BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+
+class BatchDetailView(APIView):
+    authentication_classes = AUTH
+    permission_classes = [staff_or_key("codes.view_batch", ApiKeyScope.BATCHES_READ)]
+
+    @extend_schema(responses=s.BatchSerializer)
+    def get(self, request: Request, batch_id: int) -> Response:
+        return Response(s.BatchSerializer(get_object_or_404(Batch, pk=batch_id)).data)
+
+
+class BatchPasswordView(APIView):
+    """The package password, once: the response is the only place it ever appears."""
+
+    permission_classes = [has_perm("codes.download_batch")]
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description="{'password': ...}")})
+    def post(self, request: Request, batch_id: int) -> Response:
+        batch = get_object_or_404(Batch, pk=batch_id)
+        password = services.reveal_password(batch, actor=request.user)
+        response = Response({"password": password, "message": _("请立即记录密码，关闭后将无法再次查看。")})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class BatchDownloadView(APIView):
+    permission_classes = [has_perm("codes.download_batch")]
+
+    @extend_schema(responses={200: OpenApiResponse(description="the encrypted zip")})
+    def get(self, request: Request, batch_id: int) -> FileResponse:
+        batch = get_object_or_404(Batch, pk=batch_id)
+        handle = services.open_download(batch, actor=request.user)
+        response = FileResponse(handle, as_attachment=True, filename=f"{batch.number}.zip")
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class BatchBindView(APIView):
+    permission_classes = [has_perm("codes.change_batch")]
+
+    @extend_schema(request=s.BindSerializer, responses=s.BatchSerializer)
+    def post(self, request: Request, batch_id: int) -> Response:
+        form = s.BindSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        batch = get_object_or_404(Batch, pk=batch_id)
+        sku = get_object_or_404(Sku, pk=form.validated_data["sku_id"], is_active=True)
+        return Response(s.BatchSerializer(services.bind_sku(batch, sku, actor=request.user)).data)
+
+
+class BatchStatusView(APIView):
+    permission_classes = [has_perm("codes.add_statusrule")]
+
+    @extend_schema(request=s.StatusSerializer, responses={201: None})
+    def post(self, request: Request, batch_id: int) -> Response:
+        form = s.StatusSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        batch = get_object_or_404(Batch, pk=batch_id)
+        rules = services.set_batch_status(
+            batch, form.validated_data["status"], reason=form.validated_data["reason"], actor=request.user
+        )
+        return Response({"rules": [rule.pk for rule in rules]}, status=status.HTTP_201_CREATED)
+
+
+class RangeStatusView(APIView):
+    permission_classes = [has_perm("codes.add_statusrule")]
+
+    @extend_schema(request=s.RangeStatusSerializer, responses={201: None})
+    def post(self, request: Request) -> Response:
+        form = s.RangeStatusSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        rule = services.set_status(
+            SerialGroup(data["group"]),
+            data["first_serial"],
+            data["last_serial"],
+            data["status"],
+            reason=data["reason"],
+            actor=request.user,
+        )
+        return Response({"rule": rule.pk}, status=status.HTTP_201_CREATED)
+
+
+class AssociationUploadView(APIView):
+    """A packing-line file: multipart `file`, or the CSV itself as the body (text/csv)."""
+
+    authentication_classes = AUTH
+    permission_classes = [staff_or_key("codes.add_codelink", ApiKeyScope.ASSOCIATIONS_WRITE)]
+    parser_classes = [MultiPartParser, FileUploadParser, JSONParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}
+        },
+        responses={201: s.AssociationUploadSerializer, 200: s.AssociationUploadSerializer, 400: None},
+    )
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            return Response(
+                {"code": "invalid_upload", "message": _("请上传 CSV 文件（字段名 file）。")},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        if upload.size is not None and upload.size > association.MAX_BYTES:
+            return Response(
+                {"code": "invalid_upload", "message": _("文件过大（上限 20 MB），请分批上传。")},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        source = str(getattr(request.user, "username", "upload")) if request.auth else "upload"
+        result = association.upload(upload.read(), filename=upload.name or "", source=source, actor=request.user)
+        body = s.report_summary(result.upload)
+        if not result.upload.applied:
+            message = _("文件中有 %(count)s 行有误，整份文件未生效，请修改后重新上传。") % {
+                "count": result.upload.errors
+            }
+            return Response(
+                {"code": "association_rejected", "message": message, **body}, status=status.HTTP_400_BAD_REQUEST
+            )
+        body["repeated"] = result.repeated
+        return Response(body, status=status.HTTP_200_OK if result.repeated else status.HTTP_201_CREATED)
+
+
+class AssociationDetailView(APIView):
+    authentication_classes = AUTH
+    permission_classes = [staff_or_key("codes.view_codelink", ApiKeyScope.ASSOCIATIONS_WRITE)]
+
+    @extend_schema(responses=s.AssociationUploadSerializer)
+    def get(self, request: Request, upload_id: int) -> Response:
+        return Response(s.report_summary(get_object_or_404(AssociationUpload, pk=upload_id)))
