@@ -14,6 +14,7 @@ urlpatterns = [
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/v1/codes/", include("codes.api.urls")),
+    path("api/v1/channel/", include("commerce.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="config.urls_tenant"), name="api-schema"),
 ]
 

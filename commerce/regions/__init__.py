@@ -11,6 +11,7 @@ that is a dictionary access.
     '贵州省贵阳市南明区'
     >>> regions.is_within("520102", "520000")    # a dealer authorised for all of 贵州
     True
+    >>> regions.coverage("520100", ["520102"])     # a city, the area one of its counties: cannot tell
     >>> regions.find_by_names("贵州", "贵阳").code  # names as an IP database gives them
     '520100'
 
@@ -30,6 +31,7 @@ from commerce.regions.registry import (
     all_regions,
     ancestors,
     children,
+    coverage,
     find_by_names,
     get,
     is_within,
@@ -47,6 +49,7 @@ __all__ = [
     "all_regions",
     "ancestors",
     "children",
+    "coverage",
     "find_by_names",
     "get",
     "is_within",

@@ -162,6 +162,28 @@ def is_within_any(code: str, area_codes: Iterable[str]) -> bool:
     return lineage is not None and any(area in lineage for area in area_codes)
 
 
+def coverage(code: str, area_codes: Iterable[str]) -> bool | None:
+    """Whether region `code` lies inside one of the areas, telling "outside" from "cannot tell".
+
+    True: `code` is one of the areas or inside one. False: it is precise enough to say it is
+    outside all of them. None (inconclusive): `code` is unknown, there are no areas, or `code` is
+    less precise than an area inside it (a city when the area is one of its counties, a province
+    when the area is one of its cities): the place may or may not be inside.
+
+        >>> coverage("520102", ["520100"]), coverage("520100", ["520102"]), coverage("520201", ["520102"])
+        (True, None, False)
+    """
+    lineage = _registry().lineage.get(code) if isinstance(code, str) else None
+    areas = list(area_codes)
+    if lineage is None or not areas:
+        return None
+    if any(area in lineage for area in areas):
+        return True
+    if any(is_within(area, code) for area in areas):
+        return None
+    return False
+
+
 # --- names ----------------------------------------------------------------------------------------
 
 

@@ -32,4 +32,6 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Brand console and ops API of Jiuma (酒码). Money is integer fen; times are ISO 8601.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a "status"; name the shared ones instead of hashing a suffix.
+    "ENUM_NAME_OVERRIDES": {"ChannelStatusEnum": "commerce.models.ChannelStatus"},
 }

@@ -36,7 +36,8 @@ def check_staff_quota(adding: int = 1) -> None:
     plan = getattr(tenant, "plan", None)
     if plan is None:
         return
-    if User.objects.filter(is_active=True).count() + adding > plan.max_staff:
+    # Brand staff only: the people of dealers and stores (commerce.ChannelStaff) are not staff.
+    if User.objects.filter(is_active=True, is_staff=True).count() + adding > plan.max_staff:
         raise Conflict(StaffErrorCode.QUOTA, _("员工账号数量已达套餐上限（%(n)d 个）。") % {"n": plan.max_staff})
 
 

@@ -17,6 +17,7 @@ from tenants.models import Plan
 from tests.conftest import ROLES, Brand
 
 ROLE_NAMES = {"owner", "operator", "finance", "warehouse", "customer_service"}
+CHANNEL_ROLE_NAMES = {"dealer_manager", "dealer_clerk", "store_owner", "store_clerk"}
 NEW_STAFF = {"username": "newhire", "password": "Newhire-pass-2026", "role": "warehouse", "display_name": "新员工"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 STAFF_PERMS = ("brand.add_user", "brand.change_user", "brand.delete_user")
@@ -42,7 +43,8 @@ def _refused(response: Any, status: int, code: str) -> None:
 def test_every_brand_schema_has_the_five_roles(brands: dict[str, Brand], db: None, brand_name: str) -> None:
     brand = brands[brand_name]
     with schema_context(brand.schema):
-        assert set(Group.objects.values_list("name", flat=True)) == ROLE_NAMES
+        # ... and the four roles of dealers' and stores' people (tests/commerce/test_channel_roles.py).
+        assert set(Group.objects.values_list("name", flat=True)) == ROLE_NAMES | CHANNEL_ROLE_NAMES
         for role in ("owner", *ROLES):
             assert role_of(_user(brand, role)) == Role(role)
 

@@ -36,6 +36,8 @@ from django_tenants.utils import schema_context
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from commerce.models import ChannelStaff, Dealer, Store
+from commerce.services import channel
 from tenants.brand import services as staff_services
 from tenants.brand.models import AuditEntry, BrandProfile, User
 from tenants.models import Tenant, TenantStatus
@@ -274,12 +276,21 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "upload_id": "1",
             "key_id": "1",
         }
+        common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
-        for model in (User, Group, BrandProfile, AuditEntry):
+        for model in (User, Group, BrandProfile, AuditEntry, Dealer, Store, ChannelStaff):
             first = model._default_manager.order_by("pk").values_list("pk", flat=True).first()
             assert first is not None, f"beta has no {model._meta.label_lower} to aim at"
             samples[model._meta.label_lower] = {**common, "object_id": str(first)}
     return samples
+
+
+def _channel_samples() -> dict[str, str]:
+    """A dealer, a store and a store clerk of the current brand (for the channel API's detail URLs)."""
+    dealer = channel.create_dealer(code="ISO-D1", name="样本经销商", areas=["520100"])
+    store = channel.create_store(code="ISO-S1", name="样本门店", dealer_id=dealer.pk, region_code="520102")
+    clerk = channel.add_channel_staff(role="store_clerk", phone="13900000001", store_id=store.pk)
+    return {"dealer_id": str(dealer.pk), "store_id": str(store.pk), "staff_id": str(clerk.pk)}
 
 
 def _credentials(kind: str, alpha: Brand) -> dict[str, Any]:

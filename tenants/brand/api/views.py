@@ -90,7 +90,8 @@ class ProfileView(APIView):
 
 
 def _staff_queryset() -> QuerySet[User]:
-    return User.objects.prefetch_related(Prefetch("groups")).order_by("id")
+    # Brand staff only: the accounts of dealers' and stores' people are listed by the channel API.
+    return User.objects.filter(is_staff=True).prefetch_related(Prefetch("groups")).order_by("id")
 
 
 class StaffListView(APIView):
