@@ -62,15 +62,9 @@ class UploadResult:
     repeated: bool  # the same file was applied before; nothing changed now
 
 
-def _code_text(cell: str) -> str:
-    """A code from a cell holding the code or its scan URL (…/C/<code>)."""
-    cell = cell.strip()
-    return cell.rsplit("/", 1)[-1] if "/" in cell else cell
-
-
 def _identify(cell: str, brand_number: int, batches: dict[tuple[str, int], Batch | None]) -> Any:
     """(group, serial) of a cell, or the LineStatus saying why not."""
-    text = _code_text(cell)
+    text = code_format.from_scan(cell)
     parsed = code_format.parse(text)
     if parsed is None:
         return LineStatus.MALFORMED

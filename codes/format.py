@@ -204,6 +204,12 @@ def _decode(text: str) -> tuple[int, bytes]:
     return parsed
 
 
+def from_scan(text: str) -> str:
+    """The code in what a scanner typed: the code itself or its scan URL (…/C/<code>)."""
+    text = text.strip()
+    return text.rsplit("/", 1)[-1] if "/" in text else text
+
+
 def decode_value(text: str) -> int:
     """The 120-bit value of a code string (aliases accepted). Raises InvalidCode."""
     return _decode(text)[0]

@@ -288,3 +288,86 @@ class CodeLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.child_group}{self.child_serial} → {self.parent_group}{self.parent_serial}"
+
+
+class MovementKind(models.TextChoices):
+    OUTBOUND = "outbound", _("出库")
+    RECEIVE = "receive", _("入库")
+
+
+class Movement(models.Model):
+    """A case or pallet scanned out to a dealer (出库) or into a store (入库).
+
+    One row per scanned case or pallet, never per bottle: a bottle's channel is that of its case
+    (codes.association.parent_of), and a case's that of its pallet when the case itself was not
+    scanned.
+    """
+
+    kind = models.CharField(_("类型"), max_length=10, choices=MovementKind.choices)
+    group = models.CharField(max_length=8, choices=SerialGroup.choices)
+    serial = models.BigIntegerField()
+    dealer = models.ForeignKey(
+        "commerce.Dealer", on_delete=models.PROTECT, related_name="movements", verbose_name=_("经销商")
+    )
+    store = models.ForeignKey(
+        "commerce.Store",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="movements",
+        verbose_name=_("门店"),
+    )
+    at = models.DateTimeField(_("时间"), default=timezone.now)
+    by_name = models.CharField(_("操作人"), max_length=80, blank=True)
+    source = models.CharField(max_length=20, default="terminal")  # terminal / api:<key> / admin
+
+    class Meta:
+        verbose_name = _("出入库记录")
+        verbose_name_plural = _("出入库记录")
+        indexes = [models.Index(fields=["group", "serial", "-at"], name="movement_of_code")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(group__in=[SerialGroup.CASE, SerialGroup.PALLET]), name="movement_of_case_or_pallet"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(kind=MovementKind.OUTBOUND) | models.Q(store__isnull=False),
+                name="movement_receive_has_store",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.group}{self.serial}"
+
+
+class AlertSeverity(models.TextChoices):
+    LOW = "low", _("低")
+    MEDIUM = "medium", _("中")
+    HIGH = "high", _("高")
+
+
+class DiversionAlert(models.Model):
+    """窜货: a bottle scanned outside its dealer's authorised areas. One alert per bottle."""
+
+    serial = models.BigIntegerField(_("瓶序号"))
+    case_serial = models.BigIntegerField(_("箱序号"), null=True, blank=True)
+    dealer = models.ForeignKey(
+        "commerce.Dealer", on_delete=models.PROTECT, related_name="diversion_alerts", verbose_name=_("经销商")
+    )
+    outbound_at = models.DateTimeField(_("出库时间"))
+    scan_id = models.BigIntegerField()
+    scanned_at = models.DateTimeField(_("扫码时间"))
+    scan_region_code = models.CharField(_("扫码地区"), max_length=6)
+    severity = models.CharField(_("级别"), max_length=8, choices=AlertSeverity.choices)
+    evidence = models.JSONField(_("证据链"), default=dict)
+    handled_at = models.DateTimeField(_("处理时间"), null=True, blank=True)
+    handled_note = models.CharField(_("处理说明"), max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("窜货预警")
+        verbose_name_plural = _("窜货预警")
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["serial"], name="diversion_alert_one_per_bottle")]
+
+    def __str__(self) -> str:
+        return f"{self.dealer_id}: bottle {self.serial} @ {self.scan_region_code}"

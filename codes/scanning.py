@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from codes import format as code_format
+from codes.channel import check_diversion
 from codes.keyring import check
 from codes.models import Batch, CodeStatus, CodeSummary, Scan, ScanSource, SerialGroup
 from codes.services import batch_of, rule_of
@@ -106,6 +107,8 @@ def record_scan(
             user_agent=user_agent[:300],
             is_first=bool(inserted),
         )
+    if source == ScanSource.CONSUMER and code.kind in (code_format.Kind.INNER, code_format.Kind.OUTER) and region_code:
+        check_diversion(serial=code.serial, scan_id=scan.pk, scanned_at=now, region_code=region_code)
     inner_scanned = False
     if code.kind == code_format.Kind.OUTER and batch.has_inner:
         inner_scanned = CodeSummary.objects.filter(kind=int(code_format.Kind.INNER), serial=code.serial).exists()

@@ -91,3 +91,10 @@ class AssociationUploadSerializer(serializers.ModelSerializer[AssociationUpload]
 
 def report_summary(upload: AssociationUpload) -> dict[str, Any]:
     return dict(AssociationUploadSerializer(upload).data)
+
+
+class MovementRequestSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=[("outbound", "outbound"), ("receive", "receive")])
+    dealer_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    store_id = serializers.IntegerField(required=False, allow_null=True, default=None)
+    codes = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False, max_length=1000)

@@ -14,4 +14,5 @@ urlpatterns = [
     path("status/", views.RangeStatusView.as_view(), name="status"),
     path("associations/", views.AssociationUploadView.as_view(), name="associations"),
     path("associations/<int:upload_id>/", views.AssociationDetailView.as_view(), name="association"),
+    path("movements/", views.MovementView.as_view(), name="movements"),
 ]

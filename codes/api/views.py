@@ -14,15 +14,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from codes import association, services
+from codes import association, channel, services
 from codes.api import serializers as s
 from codes.api.permissions import staff_or_key
-from codes.models import AssociationUpload, Batch, SerialGroup
-from commerce.models import Sku
+from codes.models import AssociationUpload, Batch, MovementKind, SerialGroup
+from commerce.models import ChannelStatus, Dealer, Sku, Store
 from tenants.api.parsers import JSONParser
 from tenants.brand.api.permissions import has_perm
 from tenants.brand.api_keys import ApiKeyAuthentication
 from tenants.brand.models import ApiKeyScope
+from tenants.errors import JiumaError
 
 AUTH = [ApiKeyAuthentication, SessionAuthentication]
 
@@ -174,3 +175,38 @@ class AssociationDetailView(APIView):
     @extend_schema(responses=s.AssociationUploadSerializer)
     def get(self, request: Request, upload_id: int) -> Response:
         return Response(s.report_summary(get_object_or_404(AssociationUpload, pk=upload_id)))
+
+
+class MovementView(APIView):
+    """Outbound to a dealer or receiving into a store: scanned case/pallet codes, a result per code."""
+
+    authentication_classes = AUTH
+    permission_classes = [staff_or_key("codes.add_movement", ApiKeyScope.OUTBOUND_WRITE)]
+
+    @extend_schema(request=s.MovementRequestSerializer, responses={200: None})
+    def post(self, request: Request) -> Response:
+        form = s.MovementRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        kind = MovementKind(data["kind"])
+        dealer = store = None
+        if kind == MovementKind.OUTBOUND:
+            dealer = Dealer.objects.filter(pk=data["dealer_id"], status=ChannelStatus.ACTIVE).first()
+            if dealer is None:
+                raise JiumaError("invalid_movement", _("请选择有效的经销商。"), fields={"dealer_id": data["dealer_id"]})
+        else:
+            store = (
+                Store.objects.select_related("dealer").filter(pk=data["store_id"], status=ChannelStatus.ACTIVE).first()
+            )
+            if store is None or store.dealer.status != ChannelStatus.ACTIVE:
+                raise JiumaError("invalid_movement", _("请选择有效的门店。"), fields={"store_id": data["store_id"]})
+        by_name = str(getattr(request.user, "username", ""))
+        source = "api" if request.auth is not None else "terminal"
+        results = []
+        for text in data["codes"]:
+            result = channel.record_movement(text, kind, dealer=dealer, store=store, by_name=by_name, source=source)
+            results.append(
+                {"code": text, "outcome": str(result.outcome), "message": result.message, "bottles": result.bottles}
+            )
+        recorded = sum(1 for item in results if item["outcome"] in ("recorded", "dealer_mismatch"))
+        return Response({"recorded": recorded, "results": results})

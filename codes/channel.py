@@ -1,0 +1,203 @@
+"""Codes in the sales channel: dealer outbound (出库) and store receiving (入库) by case or pallet
+code, a bottle's channel derived from its case, and anti-diversion (防窜货) alerts on scans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from codes import format as code_format
+from codes.association import parent_of
+from codes.keyring import check
+from codes.models import AlertSeverity, DiversionAlert, Movement, MovementKind, SerialGroup
+from codes.services import batch_of, current_tenant
+from commerce import regions
+from commerce.models import ChannelStatus, Dealer, Store
+from commerce.selectors import dealer_covers, effective_area_codes
+
+# A dealer with this many alerts in the last week is a pattern, not an accident.
+PATTERN_ALERTS = 3
+PATTERN_WINDOW = timedelta(days=7)
+
+
+class MoveOutcome(StrEnum):
+    RECORDED = "recorded"
+    REPEATED = "repeated"  # the same movement was recorded already: nothing new
+    NOT_GENUINE = "not_genuine"
+    NOT_A_CASE = "not_a_case"
+    DEALER_MISMATCH = "dealer_mismatch"  # recorded, but the store's dealer is not who shipped it
+
+
+_MESSAGES = {
+    MoveOutcome.RECORDED: "已记录。",
+    MoveOutcome.REPEATED: "该箱已扫过，无需重复扫码。",
+    MoveOutcome.NOT_GENUINE: "不是本品牌的有效码。",
+    MoveOutcome.NOT_A_CASE: "请扫描箱码或托盘码。",
+    MoveOutcome.DEALER_MISMATCH: "已入库，但该箱不是由本店的供货经销商出库的，已通知品牌核查。",
+}
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    outcome: MoveOutcome
+    movement: Movement | None = None
+    bottles: int = 0
+
+    @property
+    def message(self) -> str:
+        return _(_MESSAGES[self.outcome])
+
+
+def _bottles_in(group: SerialGroup, serial: int) -> int:
+    batch = batch_of(group, serial)
+    if batch is None:
+        return 0
+    if group == SerialGroup.CASE:
+        return batch.bottles_per_case or 0
+    return (batch.cases_per_pallet or 0) * (batch.bottles_per_case or 0)
+
+
+def record_movement(
+    text: str,
+    kind: MovementKind,
+    *,
+    dealer: Dealer | None = None,
+    store: Store | None = None,
+    by_name: str = "",
+    source: str = "terminal",
+) -> MoveResult:
+    """One scanned case or pallet going out to `dealer` or into `store` (whose dealer it inherits)."""
+    code = check(code_format.from_scan(text), tenant_number=current_tenant().number)
+    if code is None:
+        return MoveResult(MoveOutcome.NOT_GENUINE)
+    if code.kind not in (code_format.Kind.CASE, code_format.Kind.PALLET):
+        return MoveResult(MoveOutcome.NOT_A_CASE)
+    group = SerialGroup.of(code.kind)
+    if batch_of(group, code.serial) is None:
+        return MoveResult(MoveOutcome.NOT_GENUINE)
+    if kind == MovementKind.RECEIVE:
+        if store is None or store.status != ChannelStatus.ACTIVE:
+            raise ValueError("receiving needs an active store")
+        dealer = store.dealer
+    if dealer is None or dealer.status != ChannelStatus.ACTIVE:
+        raise ValueError("an outbound needs an active dealer")
+    with transaction.atomic():
+        last = (
+            Movement.objects.select_for_update()
+            .filter(group=group, serial=code.serial, kind=kind)
+            .order_by("-at", "-id")
+            .first()
+        )
+        if last is not None and last.dealer_id == dealer.pk and last.store_id == (store.pk if store else None):
+            return MoveResult(MoveOutcome.REPEATED, last, _bottles_in(group, code.serial))
+        outcome = MoveOutcome.RECORDED
+        if kind == MovementKind.RECEIVE:
+            shipped = latest_outbound(group, code.serial)
+            if shipped is not None and shipped.dealer_id != dealer.pk:
+                outcome = MoveOutcome.DEALER_MISMATCH
+        movement = Movement.objects.create(
+            kind=kind,
+            group=group,
+            serial=code.serial,
+            dealer=dealer,
+            store=store,
+            by_name=by_name[:80],
+            source=source[:20],
+        )
+    return MoveResult(outcome, movement, _bottles_in(group, code.serial))
+
+
+def latest_outbound(group: SerialGroup, serial: int) -> Movement | None:
+    return (
+        Movement.objects.filter(group=group, serial=serial, kind=MovementKind.OUTBOUND)
+        .select_related("dealer")
+        .order_by("-at", "-id")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class BottleChannel:
+    dealer: Dealer
+    outbound_at: datetime
+    case_serial: int | None
+    pallet_serial: int | None
+
+
+def channel_of_bottle(serial: int) -> BottleChannel | None:
+    """The dealer a bottle was shipped to: its case's latest outbound, else its pallet's."""
+    case = parent_of(SerialGroup.BOTTLE, serial)
+    if case is None:
+        return None
+    shipped = latest_outbound(SerialGroup.CASE, case[1])
+    if shipped is not None:
+        return BottleChannel(shipped.dealer, shipped.at, case[1], None)
+    pallet = parent_of(SerialGroup.CASE, case[1])
+    if pallet is None:
+        return None
+    shipped = latest_outbound(SerialGroup.PALLET, pallet[1])
+    if shipped is None:
+        return None
+    return BottleChannel(shipped.dealer, shipped.at, case[1], pallet[1])
+
+
+def check_diversion(*, serial: int, scan_id: int, scanned_at: datetime, region_code: str) -> DiversionAlert | None:
+    """Raise an alert when a bottle is scanned clearly outside its dealer's areas (once per bottle).
+
+    Inconclusive places (a scan located less precisely than the dealer's areas, a dealer with no
+    areas, an unknown region) never raise one.
+    """
+    if not region_code:
+        return None
+    channel = channel_of_bottle(serial)
+    if channel is None or dealer_covers(channel.dealer, region_code) is not False:
+        return None
+    if DiversionAlert.objects.filter(serial=serial).exists():
+        return None
+    region = regions.get(region_code)
+    areas = effective_area_codes(channel.dealer)
+    area_provinces = {code[:2] for code in areas}
+    severity = AlertSeverity.LOW if region_code[:2] in area_provinces else AlertSeverity.MEDIUM
+    recent = DiversionAlert.objects.filter(
+        dealer=channel.dealer, created_at__gte=timezone.now() - PATTERN_WINDOW
+    ).count()
+    if recent + 1 >= PATTERN_ALERTS:
+        severity = AlertSeverity.HIGH
+    evidence: dict[str, Any] = {
+        "bottle_serial": serial,
+        "case_serial": channel.case_serial,
+        "pallet_serial": channel.pallet_serial,
+        "dealer": {"id": channel.dealer.pk, "code": channel.dealer.code, "name": channel.dealer.name},
+        "dealer_areas": [
+            {"code": code, "name": getattr(regions.get(code), "full_name", code)} for code in sorted(areas)
+        ],
+        "outbound_at": timezone.localtime(channel.outbound_at).isoformat(),
+        "scan": {
+            "id": scan_id,
+            "at": timezone.localtime(scanned_at).isoformat(),
+            "region_code": region_code,
+            "region": region.full_name if region else region_code,
+        },
+    }
+    try:
+        with transaction.atomic():
+            return DiversionAlert.objects.create(
+                serial=serial,
+                case_serial=channel.case_serial,
+                dealer=channel.dealer,
+                outbound_at=channel.outbound_at,
+                scan_id=scan_id,
+                scanned_at=scanned_at,
+                scan_region_code=region_code,
+                severity=severity,
+                evidence=evidence,
+            )
+    except IntegrityError:  # another scan of the same bottle raised it a moment ago
+        return None
