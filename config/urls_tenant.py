@@ -3,6 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from frontends import terminal
 from frontends import views as pages
 from tenants.brand.admin import site as brand_admin
 
@@ -11,6 +12,10 @@ urlpatterns = [
     # Scan URLs: <CODE_URL_PREFIX><code> (upper case in QR codes), on the code host or a brand host.
     path("C/<str:code>", pages.scan, name="scan"),
     path("c/<str:code>", pages.scan, name="scan-lower"),
+    # Terminal H5: outbound and receiving by case code (phones and handheld scanners).
+    path("t/login/", terminal.terminal_login, name="terminal-login"),
+    path("t/", terminal.terminal, name="terminal"),
+    path("t/scan/", terminal.terminal_scan, name="terminal-scan"),
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/v1/codes/", include("codes.api.urls")),

@@ -247,6 +247,9 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/api/v1/site/",
         "/C/{code}",  # the page a scanned cap opens
         "/c/{code}",
+        "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
+        "/t/",
+        "/t/scan/",
         "/api/v1/auth/csrf/",
         "/api/v1/auth/login/",
         "/api/v1/auth/logout/",
