@@ -97,3 +97,14 @@ def test_the_page_carries_the_csrf_token_its_script_sends(alpha: Brand, world: A
     )
     assert response.status_code == 200, response.content[:300]
     assert response.json()["outcome"] == "recorded"
+
+
+def test_repeated_wrong_passwords_lock_the_terminal_sign_in_without_an_error_page(alpha: Brand, world: Any) -> None:
+    client = Client(HTTP_HOST=alpha.host, REMOTE_ADDR="203.0.113.50")
+    username = world["clerk"].user.username
+    for _ in range(6):
+        response = client.post("/t/login/", {"username": username, "password": "wrong-password"})
+        assert response.status_code in (200, 429)
+    locked = client.post("/t/login/", {"username": username, "password": "Clerk-pass-2026!"})
+    assert locked.status_code == 429
+    assert "锁定" in locked.content.decode() or "稍后" in locked.content.decode()
