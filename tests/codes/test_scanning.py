@@ -174,3 +174,14 @@ def test_scans_land_in_monthly_partitions_made_ahead(alpha: Brand) -> None:
             assert cursor.fetchone()[0] == 1
             cursor.execute("SELECT count(*) FROM codes_scan_default")
             assert cursor.fetchone()[0] == 0
+
+
+def test_a_scan_costs_a_bounded_number_of_queries(alpha: Brand, batch: Batch) -> None:
+    """Batch, status rule, summary upsert, scan insert, the inner-code check, the brand profile
+    (plus the savepoint pair of the test's transaction). A regression shows up here first."""
+    code = _code(alpha, batch, code_format.Kind.OUTER, 11)
+    client = Client(HTTP_HOST=CODE_HOST)
+    client.get(f"/C/{code}")  # warm: host, brand number, keyring
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(f"/C/{code}").status_code == 200
+    assert len(captured.captured_queries) <= 8, [query["sql"][:80] for query in captured.captured_queries]
