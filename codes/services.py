@@ -11,14 +11,12 @@ import math
 import os
 import secrets
 import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyzipper
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -27,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from codes import format as code_format
-from codes import printing
+from codes import printing, zipcrypt
 from codes.errors import CodeErrorCode
 from codes.keyring import keyring
 from codes.models import Batch, BatchStatus, CodeStatus, SerialCounter, SerialGroup, StatusRule
@@ -198,24 +196,21 @@ def package_name(batch: Batch) -> str:
     return f"codes/batches/{batch.number}.zip"
 
 
-PackageFile = tuple[str, code_format.Kind, int, int, printing.Children | None]
-
-
-def _files_of(batch: Batch) -> list[PackageFile]:
-    files: list[PackageFile] = []
+def _files_of(batch: Batch) -> list[printing.CodeFile]:
+    files: list[printing.CodeFile] = []
     bottles = batch.serial_range(SerialGroup.BOTTLE)
     cases = batch.serial_range(SerialGroup.CASE)
     pallets = batch.serial_range(SerialGroup.PALLET)
     if batch.bottles and batch.has_inner:
-        files.append(("inner.csv", code_format.Kind.INNER, bottles.start, len(bottles), None))
+        files.append(printing.CodeFile("inner.csv", code_format.Kind.INNER, bottles.start, len(bottles)))
     if batch.bottles and batch.has_outer:
-        files.append(("outer.csv", code_format.Kind.OUTER, bottles.start, len(bottles), None))
+        files.append(printing.CodeFile("outer.csv", code_format.Kind.OUTER, bottles.start, len(bottles)))
     if batch.cases:
         children = printing.Children(bottles.start, batch.bottles_per_case)
-        files.append(("case.csv", code_format.Kind.CASE, cases.start, len(cases), children))
+        files.append(printing.CodeFile("case.csv", code_format.Kind.CASE, cases.start, len(cases), children))
     if batch.pallets:
         children = printing.Children(cases.start, batch.cases_per_pallet)
-        files.append(("pallet.csv", code_format.Kind.PALLET, pallets.start, len(pallets), children))
+        files.append(printing.CodeFile("pallet.csv", code_format.Kind.PALLET, pallets.start, len(pallets), children))
     return files
 
 
@@ -223,6 +218,8 @@ def generate_package(batch_id: int, *, on_progress: Callable[[int], None] | None
     """Write the batch's encrypted printer package (zip, WinZip AES-256) and mark it ready.
 
     The password is random, stored only wrapped under the master key, and shown once (reveal_password).
+    One pass: the CSV lines are built, hashed for the manifest, encrypted, authenticated, hashed for
+    the batch row and written by overlapping threads (codes.printing, codes.zipcrypt).
     """
     batch = Batch.objects.get(pk=batch_id)
     if batch.status != BatchStatus.GENERATING:
@@ -236,32 +233,22 @@ def generate_package(batch_id: int, *, on_progress: Callable[[int], None] | None
     target = Path(default_storage.path(name))
     target.parent.mkdir(parents=True, exist_ok=True)
     total = max(1, batch.code_count)
-    done_before = 0
     last_reported = -1
 
-    def progress(done_in_file: int) -> None:
+    def progress(done: int) -> None:
         nonlocal last_reported
-        percent = min(99, (done_before + done_in_file) * 100 // total)
+        percent = min(99, done * 100 // total)
         if percent >= last_reported + 5:
             last_reported = percent
             Batch.objects.filter(pk=batch.pk).update(progress=percent)
             if on_progress is not None:
                 on_progress(percent)
 
-    written: list[printing.WrittenFile] = []
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
     os.close(fd)
     try:
-        with pyzipper.AESZipFile(tmp_name, "w", compression=zipfile.ZIP_STORED, encryption=pyzipper.WZ_AES) as archive:
-            archive.setpassword(password.encode())
-            for file_name, kind, first, count, children in _files_of(batch):
-                with archive.open(file_name, "w", force_zip64=True) as out:
-                    written.append(
-                        printing.write_code_file(
-                            out, file_name, key, kind, first, count, url_prefix(), children, on_chunk=progress
-                        )
-                    )
-                done_before += count
+        with zipcrypt.AesZipWriter(tmp_name, password.encode()) as archive:
+            written = printing.write_code_files(archive, _files_of(batch), key, url_prefix(), on_progress=progress)
             manifest = {
                 "batch": batch.number,
                 "brand": tenant.name,
@@ -277,8 +264,8 @@ def generate_package(batch_id: int, *, on_progress: Callable[[int], None] | None
                 ],
                 "codes": sum(f.codes for f in written),
             }
-            archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
-        digest = _sha256_file(tmp_name)
+            archive.writestr("manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+        digest = archive.sha256  # computed while writing: the file is not read again
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -296,16 +283,6 @@ def generate_package(batch_id: int, *, on_progress: Callable[[int], None] | None
     )
     batch.refresh_from_db()
     return batch
-
-
-def _sha256_file(path: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def mark_failed(batch_id: int, error: str) -> None:

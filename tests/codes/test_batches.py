@@ -9,10 +9,12 @@ import itertools
 import json
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pyzipper
+from django.core.files.storage import default_storage
 from django_tenants.utils import tenant_context
 
 from codes import format as code_format
@@ -121,6 +123,9 @@ def test_the_printer_package_holds_every_code_with_its_url_and_a_checked_manifes
     for entry in manifest["files"]:
         assert hashlib.sha256(files[entry["name"]]).hexdigest() == entry["sha256"]
         assert len(files[entry["name"]]) == entry["bytes"]
+    package = Path(default_storage.path(batch.package_path)).read_bytes()
+    assert batch.package_sha256 == hashlib.sha256(package).hexdigest()  # hashed while written
+    assert batch.package_bytes == len(package)
 
     prefix = services.url_prefix()
     bottles = batch.serial_range(SerialGroup.BOTTLE)
