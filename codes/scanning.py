@@ -6,17 +6,18 @@ rewards/, reacting to the recorded scan (a later issue).
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from django.db import transaction
 from django.utils import timezone
 
 from codes import format as code_format
 from codes.channel import check_diversion
 from codes.keyring import check
-from codes.models import Batch, CodeStatus, CodeSummary, Scan, ScanSource, SerialGroup
+from codes.models import Batch, CodeStatus, ScanSource, SerialGroup
 from codes.services import batch_of, rule_of
 from commerce import geo
 from commerce.regions import Region
@@ -55,13 +56,63 @@ _STATUS_VERDICTS = {
     CodeStatus.BLACKLISTED: Verdict.BLACKLISTED,
 }
 
-_UPSERT_SUMMARY = """
-INSERT INTO codes_codesummary (kind, serial, first_scanned_at, first_region_code, last_scanned_at, scan_count)
-VALUES (%s, %s, %s, %s, %s, 1)
-ON CONFLICT (kind, serial) DO UPDATE
-    SET scan_count = codes_codesummary.scan_count + 1, last_scanned_at = EXCLUDED.last_scanned_at
-RETURNING first_scanned_at, first_region_code, scan_count, (xmax = 0) AS inserted
+# One statement records a scan: upsert the code's summary (first scan, count), insert the scan row
+# (first or not, from the upsert), and look up whether the bottle's inner code was ever scanned.
+# A single statement is atomic on its own: no transaction round trips.
+_RECORD = """
+WITH summary AS (
+    INSERT INTO codes_codesummary (kind, serial, first_scanned_at, first_region_code, last_scanned_at, scan_count)
+    VALUES (%(kind)s, %(serial)s, %(now)s, %(region)s, %(now)s, 1)
+    ON CONFLICT (kind, serial) DO UPDATE
+        SET scan_count = codes_codesummary.scan_count + 1, last_scanned_at = EXCLUDED.last_scanned_at
+    RETURNING first_scanned_at, first_region_code, scan_count, (xmax = 0) AS inserted
+), scan AS (
+    INSERT INTO codes_scan (scanned_at, kind, serial, key_version, batch_id, source, member_id, ip, region_code,
+                            latitude, longitude, user_agent, is_first)
+    SELECT %(now)s, %(kind)s, %(serial)s, %(version)s, %(batch)s, %(source)s, %(member)s, %(ip)s, %(region)s,
+           %(lat)s, %(lon)s, %(agent)s, summary.inserted
+    FROM summary
+    RETURNING id
+)
+SELECT summary.first_scanned_at, summary.first_region_code, summary.scan_count, summary.inserted,
+       (SELECT id FROM scan),
+       %(check_inner)s AND EXISTS (
+           SELECT 1 FROM codes_codesummary inner_code WHERE inner_code.kind = 0 AND inner_code.serial = %(serial)s
+       )
+FROM summary
 """
+
+
+# Batches of each brand, kept in each process for the scan path (batch of a serial with no query).
+# A serial no cached batch covers is looked up in the database (and the cache refreshed), so a new
+# batch is never missed; a batch's details (e.g. a SKU bound later) may lag by BATCH_CACHE_SECONDS.
+BATCH_CACHE_SECONDS = 30.0
+_batch_cache: dict[str, tuple[float, list[Batch]]] = {}
+_batch_cache_lock = threading.Lock()
+_BATCH_CACHE_SIZE = 256
+
+
+def _cached_batch_of(group: SerialGroup, serial: int) -> Batch | None:
+    schema = connection.schema_name
+    now = time.monotonic()
+    entry = _batch_cache.get(schema)
+    batches = entry[1] if entry is not None and entry[0] > now else []
+    for batch in batches:
+        serials = batch.serial_range(group)
+        if serials.start <= serial < serials.stop:
+            return batch
+    found = batch_of(group, serial)
+    if found is not None:
+        with _batch_cache_lock:
+            kept = [batch for batch in batches if batch.pk != found.pk][-(_BATCH_CACHE_SIZE - 1) :]
+            expires = entry[0] if entry is not None and entry[0] > now else now + BATCH_CACHE_SECONDS
+            _batch_cache[schema] = (expires, [*kept, found])
+    return found
+
+
+def clear_batch_cache() -> None:
+    with _batch_cache_lock:
+        _batch_cache.clear()
 
 
 def record_scan(
@@ -81,7 +132,7 @@ def record_scan(
     if code is None:
         return ScanResult(Verdict.NOT_GENUINE)
     group = SerialGroup.of(code.kind)
-    batch = batch_of(group, code.serial)
+    batch = _cached_batch_of(group, code.serial)
     if batch is None or batch.key_version != code.version:
         # Signed with our key but never issued: a leaked key or a bug, never a genuine bottle.
         return ScanResult(Verdict.NOT_GENUINE, code=code)
@@ -89,29 +140,29 @@ def record_scan(
     location = geo.locate_ip(ip) if ip else None
     region_code = location.region.code if location is not None and location.region is not None else ""
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_UPSERT_SUMMARY, [int(code.kind), code.serial, now, region_code, now])
-        first_at, first_region_code, count, inserted = cursor.fetchone()
-        scan = Scan.objects.create(
-            scanned_at=now,
-            kind=int(code.kind),
-            serial=code.serial,
-            key_version=code.version,
-            batch_id=batch.pk,
-            source=source,
-            member_id=member_id,
-            ip=ip,
-            region_code=region_code,
-            latitude=latitude,
-            longitude=longitude,
-            user_agent=user_agent[:300],
-            is_first=bool(inserted),
+    check_inner = code.kind == code_format.Kind.OUTER and batch.has_inner
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD,
+            {
+                "kind": int(code.kind),
+                "serial": code.serial,
+                "now": now,
+                "region": region_code,
+                "version": code.version,
+                "batch": batch.pk,
+                "source": str(source),
+                "member": member_id,
+                "ip": ip,
+                "lat": latitude,
+                "lon": longitude,
+                "agent": user_agent[:300],
+                "check_inner": check_inner,
+            },
         )
+        first_at, first_region_code, count, inserted, scan_id, inner_scanned = cursor.fetchone()
     if source == ScanSource.CONSUMER and code.kind in (code_format.Kind.INNER, code_format.Kind.OUTER) and region_code:
-        check_diversion(serial=code.serial, scan_id=scan.pk, scanned_at=now, region_code=region_code)
-    inner_scanned = False
-    if code.kind == code_format.Kind.OUTER and batch.has_inner:
-        inner_scanned = CodeSummary.objects.filter(kind=int(code_format.Kind.INNER), serial=code.serial).exists()
+        check_diversion(serial=code.serial, scan_id=scan_id, scanned_at=now, region_code=region_code)
     verdict = _STATUS_VERDICTS.get(CodeStatus(rule.status), Verdict.GENUINE) if rule is not None else Verdict.GENUINE
     return ScanResult(
         verdict=verdict,
@@ -119,10 +170,10 @@ def record_scan(
         batch=batch,
         status=rule.status if rule is not None else None,
         status_reason=rule.reason if rule is not None else "",
-        scan_id=scan.pk,
+        scan_id=scan_id,
         is_first=bool(inserted),
         scan_count=count,
         first_scanned_at=first_at,
         first_region=get_region(first_region_code) if first_region_code else None,
-        inner_scanned=inner_scanned,
+        inner_scanned=bool(inner_scanned),
     )

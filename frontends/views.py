@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from tenants.brand.models import BrandProfile
+from tenants.db import connection
 
 
 def brand_home(request: HttpRequest) -> HttpResponse:
@@ -22,7 +25,7 @@ def scan(request: HttpRequest, code: str) -> HttpResponse:
         ip=_client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
-    profile = BrandProfile.objects.filter(id=1).first()
+    profile = _profile()
     status = 200 if result.verdict == Verdict.GENUINE else 404 if result.code is None else 200
     response = render(
         request,
@@ -33,6 +36,22 @@ def scan(request: HttpRequest, code: str) -> HttpResponse:
     # Every scan is an event: never served from a cache.
     response["Cache-Control"] = "no-store"
     return response
+
+
+# The brand profile shown on scan pages, kept per process for a few seconds (one query saved per scan).
+_PROFILE_SECONDS = 10.0
+_profiles: dict[str, tuple[float, BrandProfile | None]] = {}
+
+
+def _profile() -> BrandProfile | None:
+    schema = connection.schema_name
+    cached = _profiles.get(schema)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    profile = BrandProfile.objects.filter(id=1).first()
+    _profiles[schema] = (now + _PROFILE_SECONDS, profile)
+    return profile
 
 
 def _client_ip(request: HttpRequest) -> str | None:

@@ -114,8 +114,12 @@ def support_client(db: None) -> Client:
 
 @pytest.fixture(autouse=True)
 def _back_to_public() -> Iterator[None]:
-    """Every test starts and ends in the public schema with an empty host cache."""
+    """Every test starts and ends in the public schema with empty per-process caches."""
+    from codes.scanning import clear_batch_cache
+
     resolution.invalidate()
+    clear_batch_cache()
     yield
     connection.set_schema_to_public()
     resolution.invalidate()
+    clear_batch_cache()
