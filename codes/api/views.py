@@ -3,7 +3,7 @@ ranges and association uploads. Thin: every decision is in codes.services / code
 
 from __future__ import annotations
 
-from django.http import FileResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -14,9 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from codes import association, channel, services
+from codes import association, channel, qr, services
 from codes.api import serializers as s
 from codes.api.permissions import staff_or_key
+from codes.keyring import keyring
 from codes.models import AssociationUpload, Batch, MovementKind, SerialGroup
 from commerce.models import ChannelStatus, Dealer, Sku, Store
 from tenants.api.parsers import JSONParser
@@ -210,3 +211,46 @@ class MovementView(APIView):
             )
         recorded = sum(1 for item in results if item["outcome"] in ("recorded", "dealer_mismatch"))
         return Response({"recorded": recorded, "results": results})
+
+
+class BatchQrView(APIView):
+    """A PNG QR image of one code of the batch (`kind` inner/outer/case/pallet, `index` in the batch)."""
+
+    permission_classes = [has_perm("codes.view_batch")]
+
+    @extend_schema(responses={200: OpenApiResponse(description="image/png")})
+    def get(self, request: Request, batch_id: int) -> HttpResponse:
+        batch = get_object_or_404(Batch, pk=batch_id)
+        kinds = {kind.name.lower(): kind for kind in batch.kinds}
+        kind = kinds.get(str(request.query_params.get("kind", "outer")).lower())
+        index_text = str(request.query_params.get("index", "0"))
+        serials = batch.serial_range(SerialGroup.of(kind)) if kind is not None else range(0)
+        if kind is None or not index_text.isdigit() or int(index_text) >= len(serials):
+            raise JiumaError(
+                "invalid_code_request", _("该批次没有这个码。"), fields={"kind": request.query_params.get("kind")}
+            )
+        key = keyring.key(batch_tenant_number(), batch.key_version)
+        if key is None:
+            raise JiumaError("key_unavailable", _("赋码密钥不可用，请联系平台。"), status=503)
+        image = qr.png(qr.qr_image(qr.code_url(key, kind, serials.start + int(index_text))))
+        return HttpResponse(image, content_type="image/png")
+
+
+class BatchProofView(APIView):
+    """A proof sheet (PNG) of the first codes of each kind, for the printer to check before a run."""
+
+    permission_classes = [has_perm("codes.view_batch")]
+
+    @extend_schema(responses={200: OpenApiResponse(description="image/png")})
+    def get(self, request: Request, batch_id: int) -> HttpResponse:
+        batch = get_object_or_404(Batch, pk=batch_id)
+        key = keyring.key(batch_tenant_number(), batch.key_version)
+        if key is None:
+            raise JiumaError("key_unavailable", _("赋码密钥不可用，请联系平台。"), status=503)
+        response = HttpResponse(qr.png(qr.proof_sheet(batch, key)), content_type="image/png")
+        response["Content-Disposition"] = f'inline; filename="{batch.number}-proof.png"'
+        return response
+
+
+def batch_tenant_number() -> int:
+    return int(services.current_tenant().number)
