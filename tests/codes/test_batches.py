@@ -303,3 +303,17 @@ def test_concurrent_batches_get_disjoint_serials_and_downloads_never_pass_the_li
             return Batch.objects.filter(pk__in=[b.pk for b in created if isinstance(b, Batch)]).delete()[0]
 
         _run_threads(alpha, [cleanup])
+
+
+def test_the_cli_creates_a_batch_shows_progress_and_prints_the_password_once(alpha: Brand, capsys: Any) -> None:
+    from django.core.management import call_command
+
+    call_command("create_code_batch", "alpha", "--bottles", "120000", "--per-case", "6")
+    out = capsys.readouterr().out
+    assert "100%" in out
+    assert "package password (shown once" in out
+    with tenant_context(alpha.tenant):
+        batch = Batch.objects.get(bottles=120_000)
+        assert batch.status == BatchStatus.READY
+        assert not batch.password_wrapped
+        assert batch.cases == 20_000
