@@ -417,3 +417,14 @@ def batch_of(group: SerialGroup, serial: int) -> Batch | None:
         .select_related("sku__product")
         .first()
     )
+
+
+def set_code_status(text: str, status: CodeStatus, *, reason: str = "", actor: Any = None) -> StatusRule:
+    """Freeze, void or blacklist one code given as printed (code or scan URL)."""
+    from codes.keyring import check
+
+    code = check(code_format.from_scan(text), tenant_number=current_tenant().number)
+    if code is None:
+        raise JiumaError(CodeErrorCode.INVALID_RANGE, _("不是本品牌的有效码。"), fields={"code": text[:60]})
+    group = SerialGroup.of(code.kind)
+    return set_status(group, code.serial, code.serial, status, reason=reason, actor=actor)

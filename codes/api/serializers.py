@@ -98,3 +98,7 @@ class MovementRequestSerializer(StrictSerializer):
     dealer_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     store_id = serializers.IntegerField(required=False, allow_null=True, default=None)
     codes = serializers.ListField(child=serializers.CharField(max_length=200), allow_empty=False, max_length=1000)
+
+
+class CodeStatusSerializer(StatusSerializer):
+    code = serializers.CharField(max_length=200)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("batches/<int:batch_id>/qr/", views.BatchQrView.as_view(), name="batch-qr"),
     path("batches/<int:batch_id>/proof/", views.BatchProofView.as_view(), name="batch-proof"),
     path("status/", views.RangeStatusView.as_view(), name="status"),
+    path("status/code/", views.CodeStatusView.as_view(), name="code-status"),
     path("associations/", views.AssociationUploadView.as_view(), name="associations"),
     path("associations/<int:upload_id>/", views.AssociationDetailView.as_view(), name="association"),
     path("movements/", views.MovementView.as_view(), name="movements"),

@@ -254,3 +254,19 @@ class BatchProofView(APIView):
 
 def batch_tenant_number() -> int:
     return int(services.current_tenant().number)
+
+
+class CodeStatusView(APIView):
+    """Freeze, void or blacklist one code given as printed (the code or its scan URL)."""
+
+    permission_classes = [has_perm("codes.add_statusrule")]
+
+    @extend_schema(request=s.CodeStatusSerializer, responses={201: None})
+    def post(self, request: Request) -> Response:
+        form = s.CodeStatusSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        rule = services.set_code_status(data["code"], data["status"], reason=data["reason"], actor=request.user)
+        return Response(
+            {"rule": rule.pk, "group": rule.group, "serial": rule.first_serial}, status=status.HTTP_201_CREATED
+        )

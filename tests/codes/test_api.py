@@ -158,3 +158,31 @@ def test_keys_without_the_scope_revoked_or_from_another_brand_get_nothing(alpha:
     assert client.get(BATCHES).status_code == 200
     assert client.post(BATCHES, {"bottles": 1}, content_type="application/json").status_code == 403
     assert client.get("/api/v1/staff/").status_code in (401, 403)
+
+
+def test_one_code_is_blacklisted_by_its_printed_form_with_a_reason(alpha: Brand) -> None:
+    with tenant_context(alpha.tenant):
+        batch = services.create_batch(services.BatchRequest(bottles=3))
+        code = code_format.make(
+            keyring.current_key(alpha.tenant.number), code_format.Kind.OUTER, batch.first_bottle_serial + 1
+        )
+    owner = alpha.client("owner")
+    url = "/api/v1/codes/status/code/"
+    no_reason = owner.post(url, {"code": code, "status": "blacklisted"}, content_type="application/json")
+    assert no_reason.status_code == 400
+    done = owner.post(
+        url,
+        {"code": services.url_prefix() + code, "status": "blacklisted", "reason": "举报假酒"},
+        content_type="application/json",
+    )
+    assert done.status_code == 201, done.content
+    assert done.json()["serial"] == batch.first_bottle_serial + 1
+    with tenant_context(alpha.tenant):
+        assert services.status_of(SerialGroup.BOTTLE, batch.first_bottle_serial + 1) == "blacklisted"
+        assert services.status_of(SerialGroup.BOTTLE, batch.first_bottle_serial) is None
+    forged = owner.post(url, {"code": "0" * 24, "status": "void"}, content_type="application/json")
+    assert forged.status_code == 400
+    assert (
+        alpha.client("finance").post(url, {"code": code, "status": "void"}, content_type="application/json").status_code
+        == 403
+    )
