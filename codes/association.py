@@ -68,8 +68,7 @@ def _identify(cell: str, brand_number: int, batches: dict[tuple[str, int], Batch
     parsed = code_format.parse(text)
     if parsed is None:
         return LineStatus.MALFORMED
-    number = parsed[0] >> (code_format.VERSION_BITS + code_format.SEALED_BITS + code_format.TAG_BITS)
-    if number != brand_number:
+    if code_format.brand_number(parsed[0]) != brand_number:
         return LineStatus.WRONG_BRAND
     code = check(text, tenant_number=brand_number)
     if code is None:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from codes import format as code_format
 from codes.association import parent_of
 from codes.keyring import check
-from codes.models import AlertSeverity, DiversionAlert, Movement, MovementKind, SerialGroup
+from codes.models import AlertSeverity, Batch, DiversionAlert, Movement, MovementKind, SerialGroup
 from codes.services import batch_of, current_tenant
 from commerce import regions
 from commerce.models import ChannelStatus, Dealer, Store
@@ -55,10 +55,8 @@ class MoveResult:
         return _(_MESSAGES[self.outcome])
 
 
-def _bottles_in(group: SerialGroup, serial: int) -> int:
-    batch = batch_of(group, serial)
-    if batch is None:
-        return 0
+def _bottles_in(batch: Batch, group: SerialGroup) -> int:
+    """Bottles in one case or pallet of `batch` (as packed)."""
     if group == SerialGroup.CASE:
         return batch.bottles_per_case or 0
     return (batch.cases_per_pallet or 0) * (batch.bottles_per_case or 0)
@@ -80,8 +78,10 @@ def record_movement(
     if code.kind not in (code_format.Kind.CASE, code_format.Kind.PALLET):
         return MoveResult(MoveOutcome.NOT_A_CASE)
     group = SerialGroup.of(code.kind)
-    if batch_of(group, code.serial) is None:
+    batch = batch_of(group, code.serial)
+    if batch is None:
         return MoveResult(MoveOutcome.NOT_GENUINE)
+    bottles = _bottles_in(batch, group)
     if kind == MovementKind.RECEIVE:
         if store is None or store.status != ChannelStatus.ACTIVE:
             raise ValueError("receiving needs an active store")
@@ -96,7 +96,7 @@ def record_movement(
             .first()
         )
         if last is not None and last.dealer_id == dealer.pk and last.store_id == (store.pk if store else None):
-            return MoveResult(MoveOutcome.REPEATED, last, _bottles_in(group, code.serial))
+            return MoveResult(MoveOutcome.REPEATED, last, bottles)
         outcome = MoveOutcome.RECORDED
         if kind == MovementKind.RECEIVE:
             shipped = latest_outbound(group, code.serial)
@@ -111,7 +111,7 @@ def record_movement(
             by_name=by_name[:80],
             source=source[:20],
         )
-    return MoveResult(outcome, movement, _bottles_in(group, code.serial))
+    return MoveResult(outcome, movement, bottles)
 
 
 def latest_outbound(group: SerialGroup, serial: int) -> Movement | None:

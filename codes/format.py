@@ -229,6 +229,11 @@ def split(value: int) -> tuple[int, int, int, int]:
     return tenant, version, sealed, tag
 
 
+def brand_number(value: int) -> int:
+    """The brand number (in clear) of a parsed 120-bit code value."""
+    return value >> (VERSION_BITS + SEALED_BITS + TAG_BITS)
+
+
 def peek_tenant(text: str) -> tuple[int, int]:
     """(tenant number, key version) of a code string, unverified: to pick the key. Raises InvalidCode."""
     tenant, version, _, _ = split(decode_value(text))

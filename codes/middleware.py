@@ -14,12 +14,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.urls import set_urlconf
 from django.utils.translation import gettext as _
 
 from codes import format as code_format
-from tenants.db import connection
+from tenants.middleware import no_such_brand, request_host, route_to_brand
 from tenants.models import TenantStatus
 from tenants.resolution import resolve_number
 
@@ -37,26 +35,18 @@ class CodeHostMiddleware:
         self.hosts = code_hosts()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        host = request.get_host().split(":")[0].lower().rstrip(".")
+        host = request_host(request)
         if host in self.hosts:
             match = _SCAN_PATH.match(request.path)
             if match is not None:
                 parsed = code_format.parse(match["code"])
-                tenant = None
-                if parsed is not None:
-                    number = parsed[0] >> (code_format.VERSION_BITS + code_format.SEALED_BITS + code_format.TAG_BITS)
-                    tenant = resolve_number(number)
+                tenant = resolve_number(code_format.brand_number(parsed[0])) if parsed is not None else None
                 if tenant is None or tenant.status == TenantStatus.DELETED:
-                    connection.set_schema_to_public()
-                    return render(
+                    return no_such_brand(
                         request,
                         "frontends/scan_unknown.html",
-                        {"title": _("无法识别的码"), "message": _("该码无法识别，可能不是正品，请谨慎购买。")},
-                        status=404,
+                        _("无法识别的码"),
+                        _("该码无法识别，可能不是正品，请谨慎购买。"),
                     )
-                tenant.domain_url = host
-                request.tenant = tenant  # type: ignore[attr-defined]
-                connection.set_tenant(tenant)
-                request.urlconf = settings.ROOT_URLCONF
-                set_urlconf(None)
+                route_to_brand(request, tenant, host)
         return self.get_response(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -67,13 +68,33 @@ class PublicTenant:
 PUBLIC = PublicTenant()
 
 
+def request_host(request: HttpRequest) -> str:
+    """The request's host name as routing compares it: no port, lower case, no trailing dot."""
+    return request.get_host().split(":")[0].lower().rstrip(".")
+
+
+def route_to_brand(request: HttpRequest, tenant: Any, host: str) -> None:
+    """Serve `request` from `tenant`'s schema with the brand URLconf."""
+    tenant.domain_url = host
+    request.tenant = tenant  # type: ignore[attr-defined]
+    connection.set_tenant(tenant)
+    request.urlconf = settings.ROOT_URLCONF
+    set_urlconf(None)
+
+
+def no_such_brand(request: HttpRequest, template: str, title: str, message: str) -> HttpResponse:
+    """A 404 page rendered in the public schema, for a request no live brand answers."""
+    connection.set_schema_to_public()
+    return render(request, template, {"title": title, "message": message}, status=404)
+
+
 class TenantMiddleware(TenantMainMiddleware):
     """Selects the brand schema from the host name with a cached lookup (no query after warm-up)."""
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if getattr(request, "tenant", None) is not None:  # routed already (codes.middleware: scan URLs)
             return None
-        host = request.get_host().split(":")[0].lower().rstrip(".")
+        host = request_host(request)
         if host in settings.PLATFORM_HOSTS:
             connection.set_schema_to_public()
             request.tenant = PUBLIC  # type: ignore[attr-defined]
@@ -82,18 +103,10 @@ class TenantMiddleware(TenantMainMiddleware):
             return None
         tenant = resolve_host(host)
         if tenant is None or tenant.status == TenantStatus.DELETED:
-            connection.set_schema_to_public()
-            return render(
-                request,
-                "frontends/notice.html",
-                {"title": _("页面不存在"), "message": _("没有找到这个品牌站点，请检查网址是否正确。")},
-                status=404,
+            return no_such_brand(
+                request, "frontends/notice.html", _("页面不存在"), _("没有找到这个品牌站点，请检查网址是否正确。")
             )
-        tenant.domain_url = host
-        request.tenant = tenant  # type: ignore[attr-defined]
-        connection.set_tenant(tenant)
-        request.urlconf = settings.ROOT_URLCONF
-        set_urlconf(None)
+        route_to_brand(request, tenant, host)
         return None
 
 

@@ -3,6 +3,8 @@ ranges and association uploads. Thin: every decision is in codes.services / code
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -229,9 +231,7 @@ class BatchQrView(APIView):
             raise JiumaError(
                 "invalid_code_request", _("该批次没有这个码。"), fields={"kind": request.query_params.get("kind")}
             )
-        key = keyring.key(batch_tenant_number(), batch.key_version)
-        if key is None:
-            raise JiumaError("key_unavailable", _("赋码密钥不可用，请联系平台。"), status=503)
+        key = _key_of(batch)
         image = qr.png(qr.qr_image(qr.code_url(key, kind, serials.start + int(index_text))))
         return HttpResponse(image, content_type="image/png")
 
@@ -244,16 +244,18 @@ class BatchProofView(APIView):
     @extend_schema(responses={200: OpenApiResponse(description="image/png")})
     def get(self, request: Request, batch_id: int) -> HttpResponse:
         batch = get_object_or_404(Batch, pk=batch_id)
-        key = keyring.key(batch_tenant_number(), batch.key_version)
-        if key is None:
-            raise JiumaError("key_unavailable", _("赋码密钥不可用，请联系平台。"), status=503)
+        key = _key_of(batch)
         response = HttpResponse(qr.png(qr.proof_sheet(batch, key)), content_type="image/png")
         response["Content-Disposition"] = f'inline; filename="{batch.number}-proof.png"'
         return response
 
 
-def batch_tenant_number() -> int:
-    return int(services.current_tenant().number)
+def _key_of(batch: Batch) -> Any:
+    """The code key the batch was made with (503 if this process cannot unwrap it)."""
+    key = keyring.key(services.current_tenant().number, batch.key_version)
+    if key is None:
+        raise JiumaError("key_unavailable", _("赋码密钥不可用，请联系平台。"), status=503)
+    return key
 
 
 class CodeStatusView(APIView):
