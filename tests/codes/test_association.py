@@ -13,6 +13,7 @@ from codes.keyring import keyring
 from codes.models import Batch, CodeLink, SerialGroup
 from tenants.errors import JiumaError
 from tests.conftest import Brand
+from tests.support.threads import run_concurrently
 
 INNER, OUTER, CASE, PALLET = (
     code_format.Kind.INNER,
@@ -135,32 +136,10 @@ def test_files_that_are_not_utf8_csv_or_too_big_are_refused(in_alpha: Brand, set
 
 def test_two_uploads_packing_one_bottle_into_different_cases_at_once_cannot_both_win(alpha: Brand) -> None:
     """Committed in separate connections, as two packing lines would; cleaned up after."""
-    import threading
-
-    from django.db import connections
-
     from codes.models import AssociationUpload
 
-    def in_alpha_thread(job: Any, out: list[Any], barrier: Any = None) -> None:
-        try:
-            with tenant_context(alpha.tenant):
-                if barrier is not None:
-                    barrier.wait()
-                out.append(job())
-        except BaseException as exc:
-            out.append(exc)
-        finally:
-            connections.close_all()
-
     def run(jobs: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        barrier = threading.Barrier(len(jobs))
-        threads = [threading.Thread(target=in_alpha_thread, args=(job, out, barrier)) for job in jobs]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return out
+        return run_concurrently(jobs, tenant=alpha.tenant)
 
     keyring.clear()
     (batch,) = run([lambda: _batch(bottles_per_case=6)])

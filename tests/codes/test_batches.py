@@ -26,6 +26,7 @@ from tenants.brand import audit
 from tenants.brand.models import AuditEntry
 from tenants.errors import JiumaError
 from tests.conftest import Brand
+from tests.support.threads import run_concurrently
 
 
 @pytest.fixture
@@ -238,31 +239,8 @@ def test_bad_status_changes_are_refused(
 # --- concurrency: the database decides, not the application -------------------------------------
 
 
-def _in_own_connection(brand: Brand, job: Any, results: list[Any], barrier: Any = None) -> None:
-    from django.db import connections
-
-    try:
-        with tenant_context(brand.tenant):
-            if barrier is not None:
-                barrier.wait()
-            results.append(job())
-    except BaseException as exc:
-        results.append(exc)
-    finally:
-        connections.close_all()
-
-
 def _run_threads(brand: Brand, jobs: list[Any]) -> list[Any]:
-    import threading
-
-    results: list[Any] = []
-    barrier = threading.Barrier(len(jobs))
-    threads = [threading.Thread(target=_in_own_connection, args=(brand, job, results, barrier)) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    return run_concurrently(jobs, tenant=brand.tenant)
 
 
 @pytest.mark.django_db(transaction=False)

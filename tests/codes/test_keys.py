@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from codes import format as f
@@ -17,6 +16,7 @@ from tenants import code_keys, keys
 from tenants.errors import JiumaError
 from tenants.models import CodeSecret, Tenant
 from tests.conftest import Brand
+from tests.support.threads import run_concurrently
 
 
 @pytest.fixture(autouse=True)
@@ -162,51 +162,20 @@ def test_production_without_a_master_key_refuses_to_run(settings: Any) -> None:
 
 def test_concurrent_rotations_get_distinct_versions(db: None) -> None:
     """Two rotations at once: the brand row lock serialises them (versions 2 and 3, no error)."""
-    created: dict[str, Any] = {}
 
-    def in_own_connection(job: Any) -> None:
-        try:
-            job()
-        finally:
-            connections.close_all()
-
-    def make_brand() -> None:
+    def make_brand() -> Tenant:
         plan_id = Tenant.objects.values_list("plan_id", flat=True).first()
         tenant = Tenant.objects.create(code="keyrace", name="并发酒业", plan_id=plan_id, schema_name="t_keyrace")
         code_keys.issue_secret(tenant)
-        created["tenant"] = tenant
+        return tenant
 
-    worker = threading.Thread(target=in_own_connection, args=(make_brand,))
-    worker.start()
-    worker.join()
-    tenant = created["tenant"]
+    (tenant,) = run_concurrently([make_brand])
+    assert isinstance(tenant, Tenant), tenant
     try:
-        barrier = threading.Barrier(2)
-        versions: list[int] = []
-        errors: list[BaseException] = []
-
-        def rotate() -> None:
-            barrier.wait()
-            try:
-                versions.append(code_keys.issue_secret(tenant).version)
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=in_own_connection, args=(rotate,)) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
-        assert sorted(versions) == [2, 3]
+        outcomes = run_concurrently([lambda: code_keys.issue_secret(tenant).version for _ in range(2)])
+        assert sorted(outcomes) == [2, 3], outcomes
     finally:
-
-        def cleanup() -> None:
-            Tenant.objects.filter(pk=tenant.pk).delete()
-
-        cleaner = threading.Thread(target=in_own_connection, args=(cleanup,))
-        cleaner.start()
-        cleaner.join()
+        run_concurrently([lambda: Tenant.objects.filter(pk=tenant.pk).delete()])
 
 
 def test_ops_list_and_rotate_code_keys_without_ever_seeing_a_secret(
