@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common.setup import ROOT, ready_brand, say, setup_django
-from benchmarks.tenant_overhead import BenchError, RunResult, Server, http_get, parse_wrk
+from benchmarks.tenant_overhead import BenchError, RunResult, Server, http_get, run_wrk
 
 DATABASE = "jiuma_bench_codes"
 CODE_HOST = "c.localhost"
@@ -31,16 +31,7 @@ CODES = 50_000
 
 
 def _wrk(wrk: str, port: int, host: str, path: str, duration: float, script: Path | None) -> RunResult:
-    import subprocess
-
-    argv = [wrk, "-t2", "-c16", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s", "-H", f"Host: {host}"]
-    if script is not None:
-        argv += ["-s", str(script)]
-    argv.append(f"http://127.0.0.1:{port}{path}")
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=duration + 60)
-    if done.returncode != 0:
-        raise BenchError(f"wrk failed:\n{done.stdout}\n{done.stderr}")
-    return parse_wrk(done.stdout)
+    return run_wrk(wrk, f"http://127.0.0.1:{port}{path}", host, duration, connections=16, threads=2, script=script)
 
 
 def main() -> int:

@@ -460,7 +460,10 @@ def parse_wrk(output: str) -> RunResult:
     )
 
 
-def run_wrk(wrk: str, url: str, host: str, duration: float, connections: int, threads: int) -> RunResult:
+def run_wrk(
+    wrk: str, url: str, host: str, duration: float, connections: int, threads: int, script: Path | None = None
+) -> RunResult:
+    """wrk against `url` with a Host header; `script` is a Lua file (e.g. to vary the request path)."""
     argv = [
         wrk,
         f"-t{min(threads, connections)}",
@@ -471,6 +474,7 @@ def run_wrk(wrk: str, url: str, host: str, duration: float, connections: int, th
         "10s",
         "-H",
         f"Host: {host}",
+        *(["-s", str(script)] if script is not None else []),
         url,
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=duration + 60)
