@@ -28,8 +28,12 @@ DATABASE = "jiuma_bench_codes"
 
 
 def per_code_us(codes: list[str], check: Callable[[str], object], repeats: int) -> float:
-    """Median over `repeats` runs of CPU µs per code (process time: what this process spent),
-    less the same loop calling a function that does nothing (the harness, not the verification)."""
+    """Best of `repeats` runs of CPU µs per code (process time: what this process spent), less the
+    same loop calling a function that does nothing (the harness, not the verification).
+
+    The best run, as timeit reports it: on a shared 2-core VM the slower runs measure the
+    neighbours, not the code. The median of the same runs is kept in _medians and printed too.
+    """
     runs = []
     for _ in range(repeats):
         started = time.process_time()
@@ -39,7 +43,12 @@ def per_code_us(codes: list[str], check: Callable[[str], object], repeats: int) 
             except ValueError:
                 pass
         runs.append((time.process_time() - started) / len(codes) * 1e6)
-    return max(0.0, statistics.median(runs) - _harness_us(codes, repeats))
+    harness = _harness_us(codes, repeats)
+    _medians.append(max(0.0, statistics.median(runs) - harness))
+    return max(0.0, min(runs) - harness)
+
+
+_medians: list[float] = []
 
 
 def _nothing(text: str) -> None:
@@ -60,17 +69,17 @@ def _harness_us(codes: list[str], repeats: int) -> float:
                 except ValueError:
                     pass
             runs.append((time.process_time() - started) / len(codes) * 1e6)
-        _harness[len(codes)] = statistics.median(runs)
+        _harness[len(codes)] = min(runs)
     return _harness[len(codes)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--codes", type=int, default=200_000, help="codes per measurement (default 200,000)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    say(f"verify: {args.codes:,} codes per run, median of {args.repeats} runs, CPU time of this process")
+    say(f"verify: {args.codes:,} codes per run, best of {args.repeats} runs, CPU time of this process")
     setup_django(DATABASE)
     tenant = ready_brand("benchcodes", "基准酒业", "benchcodes.localhost")
 
@@ -105,8 +114,12 @@ def main() -> int:
     raw_us = per_code_us(genuine, lambda text: code_format.verify(key, text), args.repeats)
     assert all(check(text) is not None for text in genuine[:1000])
 
-    say(f"  genuine codes        {valid_us:6.3f} µs per code")
-    say(f"  forged (own prefix)  {forged_us:6.3f} µs per code, {accepted} of {len(forged):,} accepted")
+    valid_median, forged_median = _medians[0], _medians[1]
+    say(f"  genuine codes        {valid_us:6.3f} µs per code (median run {valid_median:.3f})")
+    say(
+        f"  forged (own prefix)  {forged_us:6.3f} µs per code (median run {forged_median:.3f}), "
+        f"{accepted} of {len(forged):,} accepted"
+    )
     say(f"  unknown brand        {unknown_us:6.3f} µs per code")
     say(f"  junk strings         {junk_us:6.3f} µs per code")
     say(f"  forged, raising API  {raising_us:6.3f} µs per code (verify(): the exception costs the difference)")
@@ -121,6 +134,8 @@ def main() -> int:
                 "valid_us": round(valid_us, 3),
                 "forged_us": round(forged_us, 3),
                 "queries": queries,
+                "valid_median_us": round(valid_median, 3),
+                "forged_median_us": round(forged_median, 3),
                 "unknown_brand_us": round(unknown_us, 3),
                 "junk_us": round(junk_us, 3),
                 "forged_raising_us": round(raising_us, 3),
