@@ -1,11 +1,13 @@
 """Scan throughput: outer-code scans per second and p99 over HTTP, against a trivial tenant view.
 
-One gunicorn (gthread, 2 workers x 4 threads, the project's settings) serves both: the scan page
+One gunicorn (gthread, 2 workers x 4 threads by default, the project's settings) serves both: the scan page
 `/C/<code>` on the short code host (verify, batch and status lookups, one upsert of the code's
 summary, one insert into the partitioned scans table, the authenticity page) and `/bench/row/`
 (one query of a one-row table) on the brand host. wrk runs each in turn, twice; medians are
 reported. Scans cycle through 50,000 different codes of an activated batch (wrk's Lua state per
-thread starts at a random point). Requests come from 127.0.0.1, which geolocation skips.
+thread starts at a random point). Without wrk, the built-in asyncio client of tenant_overhead.py
+does the same (it costs more CPU than wrk, on the same two cores). Requests come from 127.0.0.1,
+which geolocation skips.
 
 Last line: {"rps", "p99_ms", "ratio", ...}. Goals: p99_ms < 50, ratio >= 0.5.
 """
@@ -13,16 +15,18 @@ Last line: {"rps", "p99_ms", "ratio", ...}. Goals: p99_ms < 50, ratio >= 0.5.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shutil
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common.setup import ROOT, ready_brand, say, setup_django
-from benchmarks.tenant_overhead import BenchError, RunResult, Server, http_get, run_wrk
+from benchmarks.tenant_overhead import BenchError, RunResult, Server, http_get, python_load, run_wrk
 
 DATABASE = "jiuma_bench_codes"
 CODE_HOST = "c.localhost"
@@ -30,21 +34,36 @@ BRAND_HOST = "benchcodes.localhost"
 CODES = 50_000
 
 
-def _wrk(wrk: str, port: int, host: str, path: str, duration: float, script: Path | None) -> RunResult:
-    return run_wrk(wrk, f"http://127.0.0.1:{port}{path}", host, duration, connections=16, threads=2, script=script)
+@dataclass(frozen=True)
+class Load:
+    """wrk when installed (a Lua script cycles the scan paths), else the built-in asyncio client."""
+
+    wrk: str | None
+    connections: int
+
+    def run(self, port: int, host: str, paths: list[str], duration: float, script: Path | None) -> RunResult:
+        if self.wrk is not None:
+            url = f"http://127.0.0.1:{port}{paths[0] if script is None else '/'}"
+            return run_wrk(self.wrk, url, host, duration, connections=self.connections, threads=2, script=script)
+        return asyncio.run(python_load(port, paths, host, duration, self.connections))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--quick", action="store_true", help="3-second runs")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (gthread)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent keep-alive connections")
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
     args = parser.parse_args()
     duration = 3.0 if args.quick else args.duration
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("scan.py needs wrk (`make bench` installs it with apt-get when it can)")
-
-    say("scan: outer-code scan pages vs a trivial tenant view, one server, wrk -t2 -c16")
+    wrk = shutil.which("wrk") if args.load_generator != "python" else None
+    if wrk is None and args.load_generator == "wrk":
+        raise SystemExit("wrk is not installed (`make bench` installs it with apt-get when it can)")
+    load = Load(wrk, args.connections)
+    generator = f"wrk -t2 -c{args.connections}" if wrk else f"python asyncio client, {args.connections} connections"
+    say(f"scan: outer-code scan pages vs a trivial tenant view, one server, {generator}")
     url = setup_django(DATABASE)
     tenant = ready_brand("benchcodes", "基准酒业", BRAND_HOST)
 
@@ -70,7 +89,8 @@ def main() -> int:
         codes = code_format.generate(key, code_format.Kind.OUTER, batch.first_bottle_serial or 0, CODES)
     paths_file = ROOT / ".local" / "bench-scan-paths.txt"
     paths_file.parent.mkdir(parents=True, exist_ok=True)
-    paths_file.write_text("".join(f"/C/{row.tobytes().decode()}\n" for row in codes))
+    scan_paths = [f"/C/{row.tobytes().decode()}" for row in codes]
+    paths_file.write_text("".join(f"{path}\n" for path in scan_paths))
     script = ROOT / ".local" / "bench-scan.lua"
     script.write_text(
         f'local paths = {{}}\nfor line in io.lines("{paths_file}") do paths[#paths + 1] = line end\n'
@@ -87,7 +107,7 @@ def main() -> int:
         "JIUMA_CODE_URL_PREFIX": f"HTTP://{CODE_HOST.upper()}/C/",
         "LOG_LEVEL": "WARNING",
     }
-    server = Server("scan", "benchmarks.scanbench.settings", workers=2, threads=4, env=env)
+    server = Server("scan", "benchmarks.scanbench.settings", workers=args.workers, threads=args.threads, env=env)
     server.start()
     try:
         server.wait_ready()
@@ -98,11 +118,11 @@ def main() -> int:
         status, _body = http_get(server.port, "/bench/row/", BRAND_HOST)
         if status != 200:
             raise BenchError(f"the trivial view answered {status}\n{server.log_tail()}")
-        _wrk(wrk, server.port, CODE_HOST, "/", 2.0, script)  # warm-up: keyring, caches, connections
+        load.run(server.port, CODE_HOST, scan_paths, 2.0, script)  # warm-up: keyring, caches, connections
         plain_runs, scan_runs = [], []
         for round_ in range(2):
-            plain = _wrk(wrk, server.port, BRAND_HOST, "/bench/row/", duration, None)
-            scan = _wrk(wrk, server.port, CODE_HOST, "/", duration, script)
+            plain = load.run(server.port, BRAND_HOST, ["/bench/row/"], duration, None)
+            scan = load.run(server.port, CODE_HOST, scan_paths, duration, script)
             for name, run in (("trivial view", plain), ("scan page", scan)):
                 if run.bad_status or run.errors:
                     raise BenchError(f"{name}: {run.bad_status} bad statuses, {run.errors} errors\n{server.log_tail()}")
@@ -121,7 +141,7 @@ def main() -> int:
     goal = p99 < 50 and ratio >= 0.5
     verdict = "met" if goal else "NOT met"
     say(f"==> scans {rps:.0f}/s, p99 {p99:.1f} ms, ratio to the trivial view {ratio:.2f}: goals {verdict}")
-    say("    (wrk, both server processes and PostgreSQL share this machine's 2 cores)")
+    say("    (the load generator, the server's workers and PostgreSQL share this machine's 2 cores)")
     print(
         json.dumps(
             {
@@ -131,6 +151,9 @@ def main() -> int:
                 "trivial_rps": round(plain_rps, 1),
                 "trivial_p99_ms": round(statistics.median(run.p99_ms for run in plain_runs), 2),
                 "duration_s": duration,
+                "connections": args.connections,
+                "server": f"gunicorn gthread {args.workers}x{args.threads}",
+                "load_generator": "wrk" if wrk else "python",
                 "codes": CODES,
                 "goal_met": goal,
             }

@@ -43,7 +43,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -491,13 +491,17 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 async def _client_loop(
-    port: int, request: bytes, deadline: float, latencies: list[float], counts: dict[str, int]
+    port: int, requests: Sequence[bytes], start: int, deadline: float, latencies: list[float], counts: dict[str, int]
 ) -> None:
-    """One keep-alive connection sending requests back to back until the deadline (like wrk)."""
+    """One keep-alive connection sending requests back to back until the deadline (like wrk),
+    cycling through `requests` from index `start`."""
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
+    index = start
     try:
         while time.perf_counter() < deadline:
+            request = requests[index % len(requests)]
+            index += 1
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             assert reader is not None
@@ -532,13 +536,22 @@ async def _client_loop(
             writer.close()
 
 
-async def _python_load(port: int, path: str, host: str, duration: float, connections: int) -> RunResult:
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: jiuma-bench\r\nAccept: */*\r\n\r\n".encode()
+async def python_load(port: int, paths: str | Sequence[str], host: str, duration: float, connections: int) -> RunResult:
+    """The built-in load generator: `connections` keep-alive connections for `duration` seconds,
+    each cycling through `paths` (one path or many) from its own starting point."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: jiuma-bench\r\nAccept: */*\r\n\r\n".encode()
+        for path in paths
+    ]
     latencies: list[float] = []
     counts = {"errors": 0, "bad_status": 0}
     started = time.perf_counter()
     deadline = started + duration
-    await asyncio.gather(*(_client_loop(port, request, deadline, latencies, counts) for _ in range(connections)))
+    step = max(1, len(requests) // connections)
+    await asyncio.gather(
+        *(_client_loop(port, requests, i * step, deadline, latencies, counts) for i in range(connections))
+    )
     elapsed = time.perf_counter() - started
     latencies.sort()
     return RunResult(
@@ -569,7 +582,7 @@ class LoadGenerator:
             return run_wrk(
                 self.wrk, f"http://127.0.0.1:{port}{path}", host, duration, self.connections, self.wrk_threads
             )
-        return asyncio.run(_python_load(port, path, host, duration, self.connections))
+        return asyncio.run(python_load(port, path, host, duration, self.connections))
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from codes import format as code_format
 from codes.channel import check_diversion
 from codes.keyring import check
 from codes.models import Batch, CodeStatus, ScanSource, SerialGroup
-from codes.services import batch_of, rule_of
+from codes.services import batch_of
 from commerce import geo
 from commerce.regions import Region
 from commerce.regions import get as get_region
@@ -57,8 +57,9 @@ _STATUS_VERDICTS = {
 }
 
 # One statement records a scan: upsert the code's summary (first scan, count), insert the scan row
-# (first or not, from the upsert), and look up whether the bottle's inner code was ever scanned.
-# A single statement is atomic on its own: no transaction round trips.
+# (first or not, from the upsert), read the code's status (the newest rule covering it, as
+# services.rule_of) and look up whether the bottle's inner code was ever scanned. A single
+# statement is atomic on its own and costs one round trip.
 _RECORD = """
 WITH summary AS (
     INSERT INTO codes_codesummary (kind, serial, first_scanned_at, first_region_code, last_scanned_at, scan_count)
@@ -73,9 +74,13 @@ WITH summary AS (
            %(lat)s, %(lon)s, %(agent)s, summary.inserted
     FROM summary
     RETURNING id
+), rule AS (
+    SELECT status, reason FROM codes_statusrule
+    WHERE "group" = %(group)s AND first_serial <= %(serial)s AND last_serial >= %(serial)s
+    ORDER BY id DESC LIMIT 1
 )
 SELECT summary.first_scanned_at, summary.first_region_code, summary.scan_count, summary.inserted,
-       (SELECT id FROM scan),
+       (SELECT id FROM scan), (SELECT status FROM rule), (SELECT reason FROM rule),
        %(check_inner)s AND EXISTS (
            SELECT 1 FROM codes_codesummary inner_code WHERE inner_code.kind = 0 AND inner_code.serial = %(serial)s
        )
@@ -136,7 +141,6 @@ def record_scan(
     if batch is None or batch.key_version != code.version:
         # Signed with our key but never issued: a leaked key or a bug, never a genuine bottle.
         return ScanResult(Verdict.NOT_GENUINE, code=code)
-    rule = rule_of(group, code.serial)
     location = geo.locate_ip(ip) if ip else None
     region_code = location.region.code if location is not None and location.region is not None else ""
     now = timezone.now()
@@ -158,18 +162,19 @@ def record_scan(
                 "lon": longitude,
                 "agent": user_agent[:300],
                 "check_inner": check_inner,
+                "group": str(group),
             },
         )
-        first_at, first_region_code, count, inserted, scan_id, inner_scanned = cursor.fetchone()
+        first_at, first_region_code, count, inserted, scan_id, status, reason, inner_scanned = cursor.fetchone()
     if source == ScanSource.CONSUMER and code.kind in (code_format.Kind.INNER, code_format.Kind.OUTER) and region_code:
         check_diversion(serial=code.serial, scan_id=scan_id, scanned_at=now, region_code=region_code)
-    verdict = _STATUS_VERDICTS.get(CodeStatus(rule.status), Verdict.GENUINE) if rule is not None else Verdict.GENUINE
+    verdict = _STATUS_VERDICTS.get(CodeStatus(status), Verdict.GENUINE) if status is not None else Verdict.GENUINE
     return ScanResult(
         verdict=verdict,
         code=code,
         batch=batch,
-        status=rule.status if rule is not None else None,
-        status_reason=rule.reason if rule is not None else "",
+        status=status,
+        status_reason=reason or "",
         scan_id=scan_id,
         is_first=bool(inserted),
         scan_count=count,
