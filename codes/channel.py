@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from codes import format as code_format
 from codes.association import parent_of
 from codes.keyring import check
-from codes.models import AlertSeverity, Batch, DiversionAlert, Movement, MovementKind, SerialGroup
+from codes.models import AlertSeverity, Batch, DiversionAlert, LocatedBy, Movement, MovementKind, SerialGroup
 from codes.services import batch_of, current_tenant
 from commerce import regions
 from commerce.models import ChannelStatus, Dealer, Store
@@ -148,8 +148,12 @@ def channel_of_bottle(serial: int) -> BottleChannel | None:
     return BottleChannel(shipped.dealer, shipped.at, case[1], pallet[1])
 
 
-def check_diversion(*, serial: int, scan_id: int, scanned_at: datetime, region_code: str) -> DiversionAlert | None:
+def check_diversion(
+    *, serial: int, scan_id: int, scanned_at: datetime, region_code: str, located_by: str = LocatedBy.IP
+) -> DiversionAlert | None:
     """Raise an alert when a bottle is scanned clearly outside its dealer's areas (once per bottle).
+    `located_by` says where the region came from (the scan's IP, or the position the consumer's
+    phone shared) and goes into the evidence.
 
     Inconclusive places (a scan located less precisely than the dealer's areas, a dealer with no
     areas, an unknown region) never raise one.
@@ -184,6 +188,7 @@ def check_diversion(*, serial: int, scan_id: int, scanned_at: datetime, region_c
             "at": timezone.localtime(scanned_at).isoformat(),
             "region_code": region_code,
             "region": region.full_name if region else region_code,
+            "located_by": str(located_by),
         },
     }
     try:

@@ -18,3 +18,7 @@ class CodeErrorCode(StrEnum):
     NOT_ISSUED = "serials_not_issued"
     INVALID_UPLOAD = "invalid_upload"
     UPLOAD_CONFLICT = "upload_conflict"
+    INVALID_PLACE_TOKEN = "invalid_place_token"  # noqa: S105 (an error code)
+    PLACE_TOKEN_EXPIRED = "place_token_expired"  # noqa: S105
+    INVALID_POSITION = "invalid_position"
+    ALREADY_LOCATED = "scan_already_located"

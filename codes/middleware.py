@@ -21,7 +21,7 @@ from tenants.middleware import no_such_brand, request_host, route_to_brand
 from tenants.models import TenantStatus
 from tenants.resolution import resolve_number
 
-_SCAN_PATH = re.compile(r"^/[cC]/(?P<code>[^/]{1,64})/?$")
+_SCAN_PATH = re.compile(r"^/[cC]/(?P<code>[^/]{1,64})(?:/|/place)?$")
 
 
 def code_hosts() -> frozenset[str]:

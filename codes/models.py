@@ -188,6 +188,13 @@ class ScanSource(models.TextChoices):
     FACTORY = "factory", _("工厂")
 
 
+class LocatedBy(models.TextChoices):
+    """Where a scan's region came from."""
+
+    IP = "ip", _("IP 地址")
+    POSITION = "position", _("手机定位")
+
+
 class Scan(models.Model):
     """One scan of any code. Built for billions of rows: partitioned by month on scanned_at (the
     table is created by migration 0002 with raw DDL; the database's primary key is (id, scanned_at),
@@ -204,8 +211,12 @@ class Scan(models.Model):
     member_id = models.BigIntegerField(null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     region_code = models.CharField(_("地区"), max_length=6, blank=True)
+    # A position the consumer's browser shared (rounded to 0.001°, ~100 m), set at most once.
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
+    located_by = models.CharField(
+        _("定位方式"), max_length=8, choices=LocatedBy.choices, blank=True, default="", db_default=""
+    )
     user_agent = models.CharField(max_length=300, blank=True)
     is_first = models.BooleanField(_("首次扫码"), default=False)
 

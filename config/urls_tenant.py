@@ -12,6 +12,9 @@ urlpatterns = [
     # Scan URLs: <CODE_URL_PREFIX><code> (upper case in QR codes), on the code host or a brand host.
     path("C/<str:code>", pages.scan, name="scan"),
     path("c/<str:code>", pages.scan, name="scan-lower"),
+    # The position the scan page's browser shares (with the consumer's permission), once per scan.
+    path("C/<str:code>/place", pages.scan_place, name="scan-place"),
+    path("c/<str:code>/place", pages.scan_place, name="scan-place-lower"),
     # Terminal H5: outbound and receiving by case code (phones and handheld scanners).
     path("t/login/", terminal.terminal_login, name="terminal-login"),
     path("t/", terminal.terminal, name="terminal"),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 
 from tenants.brand.models import BrandProfile
 from tenants.db import connection
@@ -18,7 +22,7 @@ def brand_home(request: HttpRequest) -> HttpResponse:
 
 def scan(request: HttpRequest, code: str) -> HttpResponse:
     """The page a scanned cap opens: authenticity, first-scan facts, warnings. Records the scan."""
-    from codes.scanning import Verdict, record_scan
+    from codes.scanning import Verdict, place_token, record_scan
 
     result = record_scan(
         code,
@@ -30,12 +34,47 @@ def scan(request: HttpRequest, code: str) -> HttpResponse:
     response = render(
         request,
         "frontends/scan.html",
-        {"result": result, "profile": profile, "tenant": request.tenant},  # type: ignore[attr-defined]
+        {
+            "result": result,
+            "profile": profile,
+            "tenant": request.tenant,  # type: ignore[attr-defined]
+            "place_token": place_token(result),
+        },
         status=status,
     )
     # Every scan is an event: never served from a cache.
     response["Cache-Control"] = "no-store"
     return response
+
+
+# The capability is the signed token in the body (it names one scan of one code and expires): there
+# is no session to protect, and a WeChat / H5 page posting it carries no CSRF cookie.
+@csrf_exempt
+@require_POST
+def scan_place(request: HttpRequest, code: str) -> JsonResponse:
+    """The position the scan page's browser shared: {"token", "latitude", "longitude"} as JSON."""
+    from codes.keyring import check
+    from codes.scanning import record_scan_place
+    from tenants.errors import JiumaError
+
+    number = getattr(request.tenant, "number", None)  # type: ignore[attr-defined]
+    parsed = check(code, tenant_number=number) if number is not None else None
+    if parsed is None:
+        message = _("该码无法识别，可能不是正品，请谨慎购买。")
+        return JsonResponse({"code": "invalid_code", "message": message}, status=404)
+    try:
+        body = json.loads(request.body or b"{}")
+        if not isinstance(body, dict):
+            raise TypeError("not an object")
+    except (ValueError, TypeError):
+        return JsonResponse({"code": "malformed_request", "message": _("请求内容格式错误。")}, status=400)
+    try:
+        token = str(body.get("token", ""))[:400]
+        result = record_scan_place(parsed, token, body.get("latitude"), body.get("longitude"))
+    except JiumaError as exc:
+        return JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status_code)
+    region = result.region
+    return JsonResponse({"region": {"code": region.code, "name": region.full_name} if region else None})
 
 
 # The brand profile shown on scan pages, kept per process for a few seconds (one query saved per scan).

@@ -223,3 +223,88 @@ def test_geolocation_works_in_programs_started_from_the_venvs_bin_folder() -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
+
+
+# --- positions (a browser's latitude/longitude) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("place", "latitude", "longitude", "region_code"),
+    [
+        ("天安门", 39.9087, 116.3975, "110000"),  # a municipality: its province
+        ("外滩", 31.2400, 121.4900, "310000"),
+        ("贵阳市中心", 26.5800, 106.7100, "520100"),
+        ("茅台镇", 27.8600, 106.3800, "520300"),  # 仁怀市 is in 遵义
+        ("成都市中心", 30.6600, 104.0600, "510100"),
+        ("宜宾五粮液", 28.7700, 104.6300, "511500"),
+        ("拉萨", 29.6500, 91.1300, "540100"),
+        ("乌鲁木齐", 43.8300, 87.6200, "650100"),
+        ("香港", 22.2800, 114.1600, "810000"),
+    ],
+)
+def test_a_position_resolves_to_its_prefecture(place: str, latitude: float, longitude: float, region_code: str) -> None:
+    region = geo.locate_point(latitude, longitude)
+    assert region is not None, place
+    assert region.code == region_code, f"{place}: {region.full_name}"
+
+
+@pytest.mark.parametrize(
+    ("place", "latitude", "longitude"),
+    [("东京", 35.69, 139.69), ("首尔", 37.57, 126.98), ("乌兰巴托", 47.92, 106.92), ("东海海面", 30.0, 125.5)],
+)
+def test_a_position_far_from_every_reference_point_is_not_placed(place: str, latitude: float, longitude: float) -> None:
+    assert geo.locate_point(latitude, longitude) is None, place
+
+
+def test_a_position_on_a_border_between_prefectures_answers_only_the_province() -> None:
+    """Midway between the reference points of two prefectures of one province the points cannot tell
+    which side it is on, so the answer is the province: never a confident wrong city."""
+    points = geo._load_points()
+    guiyang = [i for i, unit in enumerate(points.unit_index) if points.units[unit] == "520100"]
+    zunyi = [i for i, unit in enumerate(points.unit_index) if points.units[unit] == "520300"]
+    # The closest pair of points across the two prefectures, and the midpoint between them.
+    pairs = [
+        ((points.latitude[a] - points.latitude[b]) ** 2 + (points.longitude[a] - points.longitude[b]) ** 2, a, b)
+        for a in guiyang
+        for b in zunyi
+    ]
+    _, a, b = min(pairs)
+    middle = geo.locate_point(
+        float((points.latitude[a] + points.latitude[b]) / 2), float((points.longitude[a] + points.longitude[b]) / 2)
+    )
+    assert middle is not None
+    assert middle.code == "520000"
+
+
+def test_every_reference_point_is_filed_under_a_current_unit_and_places_itself_there() -> None:
+    points = geo._load_points()
+    assert len(points.units) > 340
+    for unit in points.units:
+        region = regions.get(unit)
+        assert region is not None, unit
+        assert region.level in {"city", "province"}, unit
+    misplaced = []
+    for i in range(len(points.unit_index)):
+        unit = points.units[points.unit_index[i]]
+        found = geo.locate_point(float(points.latitude[i]), float(points.longitude[i]))
+        # A point lies on its own unit, or (sharing a spot with another unit's) at worst its province.
+        if found is not None and found.code not in {unit, unit[:2] + "0000"}:
+            misplaced.append((unit, found.code))
+    assert not misplaced
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude"),
+    [
+        (None, 116.4),
+        (39.9, "116.4"),
+        (True, 116.4),
+        (float("nan"), 116.4),
+        (39.9, float("inf")),
+        (91.0, 0.0),
+        (0.0, 181),
+    ],
+)
+def test_a_malformed_position_is_not_placed(latitude: object, longitude: object) -> None:
+    assert not geo.valid_position(latitude, longitude)
+    assert geo.locate_point(latitude, longitude) is None  # type: ignore[arg-type]

@@ -247,6 +247,8 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/api/v1/site/",
         "/C/{code}",  # the page a scanned cap opens
         "/c/{code}",
+        "/C/{code}/place",  # the position the scan page shares: authorised by the signed token it posts
+        "/c/{code}/place",
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
         "/t/",
         "/t/scan/",
