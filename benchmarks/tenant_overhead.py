@@ -490,6 +490,28 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> tuple[int, bool]:
+    """Send one request on a keep-alive connection and read its whole response.
+    Returns (status, whether the server closes the connection)."""
+    writer.write(request)
+    async with asyncio.timeout(10):
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        if "content-length" not in headers:
+            raise BenchError(f"response without Content-Length: {lines[0]}")
+        await reader.readexactly(int(headers["content-length"]))
+    return status, headers.get("connection", "").lower() == "close"
+
+
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError)
+
+
 async def _client_loop(
     port: int, requests: Sequence[bytes], start: int, deadline: float, latencies: list[float], counts: dict[str, int]
 ) -> None:
@@ -507,20 +529,8 @@ async def _client_loop(
             assert reader is not None
             sent = time.perf_counter()
             try:
-                writer.write(request)
-                async with asyncio.timeout(10):
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    lines = head.decode("latin-1").split("\r\n")
-                    status = int(lines[0].split(" ", 2)[1])
-                    headers = {}
-                    for line in lines[1:]:
-                        if ":" in line:
-                            key, value = line.split(":", 1)
-                            headers[key.strip().lower()] = value.strip()
-                    if "content-length" not in headers:
-                        raise BenchError(f"response without Content-Length: {lines[0]}")
-                    await reader.readexactly(int(headers["content-length"]))
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                status, closing = await _exchange(reader, writer, request)
+            except _CONNECTION_ERRORS:
                 counts["errors"] += 1
                 writer.close()
                 reader = writer = None
@@ -528,12 +538,77 @@ async def _client_loop(
             latencies.append(time.perf_counter() - sent)
             if status != 200:
                 counts["bad_status"] += 1
-            if headers.get("connection", "").lower() == "close":
+            if closing:
                 writer.close()
                 reader = writer = None
     finally:
         if writer is not None:
             writer.close()
+
+
+async def python_paced_load(
+    port: int, paths: str | Sequence[str], host: str, duration: float, rate: float, connections: int = 64
+) -> RunResult:
+    """Open-loop load: requests *scheduled* at a steady `rate` per second for `duration` seconds,
+    whatever the server's pace, over up to `connections` keep-alive connections. Each latency runs
+    from the request's scheduled time, so time spent waiting for a free connection counts (no
+    coordinated omission: a slow server cannot slow the clock down and hide its own delay)."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: jiuma-bench\r\nAccept: */*\r\n\r\n".encode()
+        for path in paths
+    ]
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(None)  # a slot; the connection is opened on first use
+    latencies: list[float] = []
+    counts = {"errors": 0, "bad_status": 0}
+
+    async def one(request: bytes, scheduled: float) -> None:
+        pair = await idle.get()
+        try:
+            if pair is None:
+                pair = await asyncio.open_connection("127.0.0.1", port)
+            status, closing = await _exchange(*pair, request)
+        except _CONNECTION_ERRORS:
+            counts["errors"] += 1
+            if pair is not None:
+                pair[1].close()
+            idle.put_nowait(None)
+            return
+        latencies.append(time.perf_counter() - scheduled)
+        if status != 200:
+            counts["bad_status"] += 1
+        if closing:
+            pair[1].close()
+            pair = None
+        idle.put_nowait(pair)
+
+    started = time.perf_counter()
+    total = int(duration * rate)
+    tasks = []
+    for index in range(total):
+        scheduled = started + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(requests[index % len(requests)], scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    while not idle.empty():
+        pair = idle.get_nowait()
+        if pair is not None:
+            pair[1].close()
+    latencies.sort()
+    return RunResult(
+        rps=len(latencies) / elapsed,
+        p50_ms=percentile(latencies, 0.50) * 1000.0,
+        p99_ms=percentile(latencies, 0.99) * 1000.0,
+        requests=len(latencies),
+        seconds=elapsed,
+        bad_status=counts["bad_status"],
+        errors=counts["errors"],
+    )
 
 
 async def python_load(port: int, paths: str | Sequence[str], host: str, duration: float, connections: int) -> RunResult:
