@@ -21,7 +21,9 @@ from tenants.middleware import no_such_brand, request_host, route_to_brand
 from tenants.models import TenantStatus
 from tenants.resolution import resolve_number
 
-_SCAN_PATH = re.compile(r"^/[cC]/(?P<code>[^/]{1,64})(?:/|/place)?$")
+# A scan URL and the pages under it (the position it shares, the consumer's WeChat login for it ...):
+# all routed to the code's brand, whose URLconf answers or 404s.
+_SCAN_PATH = re.compile(r"^/[cC]/(?P<code>[^/]{1,64})(?:/.*)?$")
 
 
 def code_hosts() -> frozenset[str]:

@@ -16,12 +16,23 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from commerce import regions, selectors
 from commerce.errors import ChannelErrorCode
-from commerce.models import ChannelStaff, Dealer, DealerArea, DealerLevel, Store
-from commerce.services import channel
+from commerce.models import (
+    ChannelStaff,
+    Dealer,
+    DealerArea,
+    DealerLevel,
+    Member,
+    PointsEntry,
+    PointsPolicy,
+    Store,
+    WeChatConfig,
+)
+from commerce.services import channel, points
 from tenants.brand import audit
 from tenants.brand.admin import AuditedModelAdmin, site
 from tenants.brand.models import AuditAction
@@ -373,3 +384,173 @@ class ChannelStaffAdmin(AuditedModelAdmin):
         for staff in queryset:
             channel.deactivate_channel_staff(staff.pk)
         self.message_user(request, _("已停用 %(n)d 名渠道人员。") % {"n": len(queryset)}, messages.SUCCESS)
+
+
+# --- members and points -------------------------------------------------------------------------
+
+
+class PointsEntryInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = PointsEntry
+    fields = ("created_at", "kind", "amount", "balance_after", "source", "note", "expires_at", "remaining")
+    readonly_fields = fields
+    ordering = ("-id",)
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = _("最近的酒币流水")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PointsEntry]:
+        return super().get_queryset(request).order_by("-id")
+
+
+class PointsAdjustmentForm(forms.Form):
+    amount = forms.IntegerField(label=_("调整数量"), help_text=_("正数增加，负数扣减（不会低于 0）"))
+    reason = forms.CharField(label=_("原因"), max_length=200)
+
+
+@admin.register(Member, site=site)
+class MemberAdmin(AuditedModelAdmin):
+    """Members are created by identification and changed by their own actions and the ledgers: the
+    console reads them; the one change it makes is a points adjustment (audited, a ledger entry)."""
+
+    list_display = ("id", "nickname", "phone_hint", "points_balance", "created_at", "last_seen_at", "erased_at")
+    search_fields = ("nickname", "=openid", "=unionid", "=phone_hint")
+    list_filter = ("erased_at",)
+    readonly_fields = (
+        "openid",
+        "unionid",
+        "nickname",
+        "avatar_url",
+        "phone_hint",
+        "points_balance",
+        "created_at",
+        "last_seen_at",
+        "erased_at",
+    )
+    fields = readonly_fields
+    inlines = [PointsEntryInline]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None) -> Any:
+        from django.shortcuts import redirect
+
+        extra_context = extra_context or {}
+        member = self.get_object(request, object_id)
+        can_adjust = request.user.has_perm("commerce.add_pointsentry")
+        if member is not None and can_adjust and request.method == "POST" and "adjust_points" in request.POST:
+            form = PointsAdjustmentForm(request.POST)
+            if form.is_valid():
+                try:
+                    entry = points.adjust(
+                        member.pk,
+                        form.cleaned_data["amount"],
+                        reason=form.cleaned_data["reason"],
+                        actor=request.user.get_username(),
+                        source=f"adjustment:{request.user.pk}:{timezone.now().timestamp():.6f}",
+                    )
+                except JiumaError as exc:
+                    messages.error(request, exc.message)
+                else:
+                    audit.record(
+                        AuditAction.UPDATE,
+                        obj=member,
+                        after={"points_adjustment": entry.amount, "reason": entry.note},
+                        detail=str(_("酒币调整")),
+                    )
+                    messages.success(request, _("已调整酒币：%(amount)+d") % {"amount": entry.amount})
+                return redirect(request.path)
+        extra_context["adjust_form"] = PointsAdjustmentForm() if can_adjust and member is not None else None
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(PointsEntry, site=site)
+class PointsEntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The ledger, read-only: entries are appended by the services, never edited."""
+
+    list_display = ("created_at", "member", "kind", "amount", "balance_after", "source", "expires_at")
+    list_filter = ("kind",)
+    search_fields = ("=member__id", "=source")
+    list_select_related = ("member",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PointsPolicy, site=site)
+class PointsPolicyAdmin(AuditedModelAdmin):
+    list_display = ("__str__", "expiry_days", "expire_at_year_end", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not PointsPolicy.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class WeChatConfigForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Secrets are write-only: left empty, the stored one is kept."""
+
+    secret = forms.CharField(label=_("公众号 AppSecret"), required=False, widget=forms.PasswordInput)
+    private_key = forms.CharField(label=_("商户 API 私钥（PEM）"), required=False, widget=forms.Textarea)
+    apiv3_key = forms.CharField(label=_("APIv3 密钥"), required=False, widget=forms.PasswordInput)
+
+    class Meta:
+        model = WeChatConfig
+        fields = [
+            "appid",
+            "oauth_scope",
+            "mchid",
+            "merchant_serial_no",
+            "platform_public_key_id",
+            "platform_public_key",
+            "transfer_scene_id",
+        ]
+
+
+@admin.register(WeChatConfig, site=site)
+class WeChatConfigAdmin(AuditedModelAdmin):
+    form = WeChatConfigForm
+    list_display = ("appid", "oauth_scope", "mchid", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not WeChatConfig.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        from commerce.wechat import config
+
+        current = config.load() if change else None
+        data = form.cleaned_data
+        config.save(
+            appid=data["appid"],
+            secret=data["secret"] or (current.secret if current else ""),
+            oauth_scope=data["oauth_scope"],
+            mchid=data["mchid"],
+            merchant_serial_no=data["merchant_serial_no"],
+            private_key=data["private_key"] or (current.private_key if current else ""),
+            apiv3_key=data["apiv3_key"] or (current.apiv3_key if current else ""),
+            platform_public_key_id=data["platform_public_key_id"],
+            platform_public_key=data["platform_public_key"],
+            transfer_scene_id=data["transfer_scene_id"],
+        )
+        audit.record(
+            AuditAction.UPDATE if change else AuditAction.CREATE,
+            obj=WeChatConfig.objects.get(pk=1),
+            after={"appid": data["appid"], "mchid": data["mchid"], "secrets_changed": bool(data["secret"])},
+        )

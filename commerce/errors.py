@@ -40,3 +40,19 @@ class ChannelErrorCode(StrEnum):
     PHONE_TAKEN = "phone_taken"
     INVALID_PASSWORD = "invalid_password"  # noqa: S105 (an error code)
     STAFF_NOT_FOUND = "channel_staff_not_found"
+
+
+class MemberErrorCode(StrEnum):
+    NO_BRAND = "no_brand"
+    MEMBER_NOT_FOUND = "member_not_found"
+    MEMBER_ERASED = "member_erased"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_CONSENT = "invalid_consent"
+    INVALID_IDENTITY = "invalid_identity"
+
+
+class PointsErrorCode(StrEnum):
+    INVALID_AMOUNT = "invalid_points_amount"
+    INVALID_SOURCE = "invalid_points_source"
+    INSUFFICIENT = "insufficient_points"
+    SOURCE_REUSED = "points_source_reused"  # the same source with a different amount or kind

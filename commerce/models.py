@@ -300,3 +300,195 @@ class ChannelStaff(models.Model):
     @property
     def channel_role(self) -> ChannelRole:
         return ChannelRole(self.role)
+
+
+# --- members and their points ------------------------------------------------------------------
+
+
+class Member(models.Model):
+    """A consumer of this brand, known by the WeChat openid of the brand's official account.
+
+    Created on the first identified scan (or order). Personal information is kept to what the
+    features use: the openid (to pay red packets to), the unionid, the nickname and avatar WeChat
+    shares with consent, and an optional phone number stored encrypted (only its last four digits
+    in clear, for display). Erasing a member (PIPL: the member's own request) clears all of it and
+    keeps the row, so the ledgers that point at it stay whole without naming anyone.
+
+    `points_balance` is the sum of the member's PointsEntry amounts, kept on the row so a balance
+    check is one read; it only changes in the same transaction as a ledger entry
+    (commerce.services.points) and the database refuses it below zero.
+    """
+
+    openid = models.CharField(_("OpenID"), max_length=64, null=True, blank=True, unique=True)
+    unionid = models.CharField(_("UnionID"), max_length=64, blank=True, db_index=True)
+    nickname = models.CharField(_("昵称"), max_length=64, blank=True)
+    avatar_url = models.URLField(_("头像"), max_length=500, blank=True)
+    phone_key_id = models.CharField(max_length=64, blank=True)
+    phone_wrapped = models.BinaryField(null=True, blank=True)
+    phone_hint = models.CharField(_("手机号"), max_length=16, blank=True)  # 138****5678
+    points_balance = models.BigIntegerField(_("酒币余额"), default=0)
+    created_at = models.DateTimeField(_("注册时间"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("最近访问"), default=timezone.now)
+    erased_at = models.DateTimeField(_("注销时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("会员")
+        verbose_name_plural = _("会员")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(points_balance__gte=0), name="member_points_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(erased_at__isnull=True) | models.Q(openid__isnull=True, phone_wrapped__isnull=True),
+                name="member_erased_holds_no_identity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.erased_at is not None:
+            return f"#{self.pk} (已注销)"
+        return self.nickname or f"#{self.pk}"
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
+
+
+class ConsentPurpose(models.TextChoices):
+    PRIVACY_POLICY = "privacy", _("隐私政策与用户协议")
+    LOCATION = "location", _("位置信息（防窜货核验）")
+    MARKETING = "marketing", _("营销消息")
+
+
+class MemberConsent(models.Model):
+    """One consent given or withdrawn (PIPL): what, which text version, when, from where. Append-only:
+    the member's current consent to a purpose is their newest row for it."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="consents")
+    purpose = models.CharField(_("事项"), max_length=16, choices=ConsentPurpose.choices)
+    version = models.CharField(_("文本版本"), max_length=32)
+    granted = models.BooleanField(_("同意"))
+    at = models.DateTimeField(_("时间"), default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name = _("会员授权记录")
+        verbose_name_plural = _("会员授权记录")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["member", "purpose", "-at"], name="consent_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.purpose} {'✓' if self.granted else '✗'}"
+
+
+class PointsKind(models.TextChoices):
+    """Where a points movement comes from (every entry names its source)."""
+
+    SCAN = "scan", _("扫码奖励")
+    ORDER = "order", _("购物奖励")
+    REDEMPTION = "redemption", _("积分兑换")
+    REFUND = "refund", _("退款退回")
+    EXPIRY = "expiry", _("过期")
+    ADJUSTMENT = "adjustment", _("人工调整")
+    REFERRAL = "referral", _("邀请奖励")
+    CARD = "card", _("集卡奖励")
+
+
+class PointsEntry(models.Model):
+    """One movement of a member's points (酒币): append-only, never updated except the `remaining`
+    of a credit, which debits and expiry consume oldest first.
+
+    Idempotent per source: one entry per (member, source) whatever the retries. A credit may expire
+    (`expires_at`); what is left of it then leaves the balance through an EXPIRY entry whose source
+    is the credit itself.
+    """
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="points_entries")
+    kind = models.CharField(_("类型"), max_length=16, choices=PointsKind.choices)
+    amount = models.BigIntegerField(_("数量"))  # > 0 credit, < 0 debit
+    balance_after = models.BigIntegerField(_("变动后余额"))
+    source = models.CharField(_("来源"), max_length=80)  # e.g. "scan:123", "order:B2026..", "expiry:42"
+    remaining = models.BigIntegerField(_("未使用"), default=0)  # credits only
+    expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
+    note = models.CharField(_("说明"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now)
+    created_by = models.CharField(_("操作人"), max_length=150, blank=True)  # adjustments
+
+    class Meta:
+        verbose_name = _("酒币流水")
+        verbose_name_plural = _("酒币流水")
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "source"], name="points_entry_once_per_source"),
+            models.CheckConstraint(condition=~models.Q(amount=0), name="points_entry_not_zero"),
+            models.CheckConstraint(condition=models.Q(balance_after__gte=0), name="points_entry_balance_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(remaining__gte=0)
+                & (models.Q(amount__gt=0, remaining__lte=models.F("amount")) | models.Q(amount__lt=0, remaining=0)),
+                name="points_entry_remaining_within_credit",
+            ),
+        ]
+        indexes = [
+            # Credits still to consume or expire, oldest first (debits and the expiry sweep).
+            models.Index(
+                fields=["member", "expires_at", "id"], condition=models.Q(remaining__gt=0), name="points_open_credits"
+            ),
+            models.Index(fields=["expires_at"], condition=models.Q(remaining__gt=0), name="points_expiring"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.amount:+d} ({self.source})"
+
+
+class PointsPolicy(models.Model):
+    """The brand's points rules (one row). Credits expire `expiry_days` after they are earned
+    (0: never), or, with `expire_at_year_end`, at the end of the year after the one they were earned in
+    (a common rule: 酒币 earned in 2026 lapse on 2027-12-31)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    expiry_days = models.PositiveIntegerField(_("有效天数"), default=365)
+    expire_at_year_end = models.BooleanField(_("次年年底过期"), default=False)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("酒币规则")
+        verbose_name_plural = _("酒币规则")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="points_policy_singleton")]
+
+    def __str__(self) -> str:
+        return str(_("酒币规则"))
+
+
+class WeChatConfig(models.Model):
+    """The brand's WeChat official account (consumer identity) and WeChat Pay merchant (payments,
+    red packets), one row. Secrets are stored wrapped by the platform master key ring, bound to the
+    brand and the field (commerce.wechat.config); only public values are in clear."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    appid = models.CharField(_("公众号 AppID"), max_length=32, blank=True)
+    secret_key_id = models.CharField(max_length=64, blank=True)
+    secret_wrapped = models.BinaryField(null=True, blank=True)
+    oauth_scope = models.CharField(
+        _("网页授权方式"),
+        max_length=16,
+        choices=[("snsapi_base", _("静默授权（仅 OpenID）")), ("snsapi_userinfo", _("用户授权（昵称头像）"))],
+        default="snsapi_base",
+    )
+    mchid = models.CharField(_("商户号"), max_length=32, blank=True)
+    merchant_serial_no = models.CharField(_("商户证书序列号"), max_length=64, blank=True)
+    private_key_id = models.CharField(max_length=64, blank=True)
+    private_key_wrapped = models.BinaryField(null=True, blank=True)
+    apiv3_key_id = models.CharField(max_length=64, blank=True)
+    apiv3_key_wrapped = models.BinaryField(null=True, blank=True)
+    platform_public_key_id = models.CharField(_("微信支付公钥 ID"), max_length=64, blank=True)
+    platform_public_key = models.TextField(_("微信支付公钥"), blank=True)
+    transfer_scene_id = models.CharField(_("转账场景 ID"), max_length=16, default="1000", blank=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("微信配置")
+        verbose_name_plural = _("微信配置")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="wechat_config_singleton")]
+
+    def __str__(self) -> str:
+        return self.appid or str(_("微信配置"))

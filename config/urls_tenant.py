@@ -3,7 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from frontends import terminal
+from frontends import consumer, terminal
 from frontends import views as pages
 from tenants.brand.admin import site as brand_admin
 
@@ -15,6 +15,17 @@ urlpatterns = [
     # The position the scan page's browser shares (with the consumer's permission), once per scan.
     path("C/<str:code>/place", pages.scan_place, name="scan-place"),
     path("c/<str:code>/place", pages.scan_place, name="scan-place-lower"),
+    # Consumer identity (WeChat web OAuth) and the member centre; the code-path forms serve the
+    # short code host, which routes /C/<code>/... to the code's brand.
+    path("wx/login/", consumer.wx_login, name="wx-login"),
+    path("wx/callback/", consumer.wx_callback, name="wx-callback"),
+    path("C/<str:code>/wx/login", consumer.wx_login, name="scan-wx-login"),
+    path("C/<str:code>/wx/callback", consumer.wx_callback, name="scan-wx-callback"),
+    path("m/me/", consumer.member_home, name="member-home"),
+    path("m/me/export/", consumer.member_export, name="member-export"),
+    path("m/me/erase/", consumer.member_erase, name="member-erase"),
+    path("m/privacy/", consumer.privacy, name="privacy"),
+    path("m/privacy/consent/", consumer.privacy_consent, name="privacy-consent"),
     # Terminal H5: outbound and receiving by case code (phones and handheld scanners).
     path("t/login/", terminal.terminal_login, name="terminal-login"),
     path("t/", terminal.terminal, name="terminal"),

@@ -140,3 +140,9 @@ def secret_context(tenant_number: int, version: int) -> bytes:
 
 def new_secret() -> bytes:
     return secrets.token_bytes(SECRET_BYTES)
+
+
+def field_context(tenant_number: int, field: str, object_id: int | str) -> bytes:
+    """The context a wrapped personal field is bound to: a blob copied to another brand, another
+    row or another field does not unwrap."""
+    return b"jiuma-field|tenant:%d|%s|%s" % (tenant_number, field.encode(), str(object_id).encode())

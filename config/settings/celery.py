@@ -26,4 +26,5 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Tenant jobs (no tenant_schemas): sent to every ready brand.
     "codes.ensure_scan_partitions": {"task": "codes.ensure_scan_partitions", "schedule": 24 * 3600.0},
+    "commerce.expire_points": {"task": "commerce.expire_points", "schedule": 24 * 3600.0},
 }

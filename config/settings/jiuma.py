@@ -40,3 +40,14 @@ KEYRING_RETRY_SECONDS = env.float("KEYRING_RETRY_SECONDS", default=10.0)
 CODE_URL_PREFIX = env.str("JIUMA_CODE_URL_PREFIX", default="HTTP://C.LOCALHOST:8000/C/")
 # Further hosts that serve scan URLs the same way (e.g. an old short domain still on printed caps).
 CODE_EXTRA_HOSTS = env.list("JIUMA_CODE_EXTRA_HOSTS", default=[])
+
+# WeChat endpoints. Production talks to WeChat itself; the demo and the tests point these at the local
+# simulator (platform/local/wechat_simulator.py), which speaks the same protocols on loopback.
+WECHAT_OAUTH_BASE_URL = env.str("JIUMA_WECHAT_OAUTH_BASE_URL", default="https://open.weixin.qq.com/connect/")
+WECHAT_API_BASE_URL = env.str("JIUMA_WECHAT_API_BASE_URL", default="https://api.weixin.qq.com/")
+WECHAT_PAY_BASE_URL = env.str("JIUMA_WECHAT_PAY_BASE_URL", default="https://api.mch.weixin.qq.com")
+WECHAT_TIMEOUT_SECONDS = env.float("JIUMA_WECHAT_TIMEOUT_SECONDS", default=5.0)
+# A consumer stays identified on a host (signed cookie) this long.
+MEMBER_SESSION_DAYS = env.int("JIUMA_MEMBER_SESSION_DAYS", default=30)
+# The version of the consumer privacy policy text (frontends' privacy page); a new version asks again.
+PRIVACY_POLICY_VERSION = env.str("JIUMA_PRIVACY_POLICY_VERSION", default="2026-11")

@@ -249,6 +249,17 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/c/{code}",
         "/C/{code}/place",  # the position the scan page shares: authorised by the signed token it posts
         "/c/{code}/place",
+        # Consumer identity and the member centre: member pages check the brand's signed member cookie
+        # themselves (no staff session applies to them); the login pair runs WeChat OAuth.
+        "/wx/login/",
+        "/wx/callback/",
+        "/C/{code}/wx/login",
+        "/C/{code}/wx/callback",
+        "/m/me/",
+        "/m/me/export/",
+        "/m/me/erase/",
+        "/m/privacy/",
+        "/m/privacy/consent/",
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
         "/t/",
         "/t/scan/",
