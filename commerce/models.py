@@ -492,3 +492,24 @@ class WeChatConfig(models.Model):
 
     def __str__(self) -> str:
         return self.appid or str(_("微信配置"))
+
+
+class PayNotification(models.Model):
+    """The inbox of WeChat Pay notifications: each event id once, whatever WeChat resends. Stored after
+    the signature check and decryption, applied by the owner of the bill it names (payouts in
+    rewards/, orders in commerce/), marked processed when applied."""
+
+    event_id = models.CharField(max_length=64, unique=True)
+    event_type = models.CharField(max_length=64)
+    resource = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = _("支付通知")
+        verbose_name_plural = _("支付通知")
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from frontends import consumer, terminal
+from frontends import consumer, terminal, wechat_pay
 from frontends import views as pages
 from tenants.brand.admin import site as brand_admin
 
@@ -26,6 +26,8 @@ urlpatterns = [
     path("m/me/erase/", consumer.member_erase, name="member-erase"),
     path("m/privacy/", consumer.privacy, name="privacy"),
     path("m/privacy/consent/", consumer.privacy_consent, name="privacy-consent"),
+    # WeChat Pay's notifications (signed and encrypted by WeChat; checked in rewards.services.payouts).
+    path("pay/notify/", wechat_pay.notify, name="wechat-pay-notify"),
     # Terminal H5: outbound and receiving by case code (phones and handheld scanners).
     path("t/login/", terminal.terminal_login, name="terminal-login"),
     path("t/", terminal.terminal, name="terminal"),

@@ -27,4 +27,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Tenant jobs (no tenant_schemas): sent to every ready brand.
     "codes.ensure_scan_partitions": {"task": "codes.ensure_scan_partitions", "schedule": 24 * 3600.0},
     "commerce.expire_points": {"task": "commerce.expire_points", "schedule": 24 * 3600.0},
+    "rewards.sweep_payouts": {"task": "rewards.sweep_payouts", "schedule": 60.0},
+    "rewards.reconcile_payouts": {"task": "rewards.reconcile_payouts", "schedule": 600.0},
+    "rewards.end_campaigns": {"task": "rewards.end_campaigns", "schedule": 300.0},
 }

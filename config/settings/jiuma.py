@@ -51,3 +51,5 @@ WECHAT_TIMEOUT_SECONDS = env.float("JIUMA_WECHAT_TIMEOUT_SECONDS", default=5.0)
 MEMBER_SESSION_DAYS = env.int("JIUMA_MEMBER_SESSION_DAYS", default=30)
 # The version of the consumer privacy policy text (frontends' privacy page); a new version asks again.
 PRIVACY_POLICY_VERSION = env.str("JIUMA_PRIVACY_POLICY_VERSION", default="2026-11")
+# Where WeChat Pay sends its notifications for a brand: {domain} is the brand's primary domain.
+WECHAT_PAY_NOTIFY_URL = env.str("JIUMA_WECHAT_PAY_NOTIFY_URL", default="https://{domain}/pay/notify/")

@@ -73,3 +73,103 @@ def alpha_wechat(alpha: Brand, wechat_sim: Any) -> Iterator[WeChatBrand]:
             yield WeChatBrand(brand=alpha, appid=appid, secret=secret, sim=wechat_sim)
         finally:
             config.forget()
+
+
+class NotificationCatcher:
+    """Stands where a brand's notify URL points: records what WeChat Pay posts and answers 204, so a
+    test can hand each notification to the product itself (in the test's own transaction)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._lock = threading.Lock()
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with catcher._lock:
+                    catcher.received.append((dict(self.headers.items()), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/pay/notify/"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def meta(self, index: int) -> dict[str, str]:
+        """Notification `index` as Django test-client keyword arguments (HTTP_* headers)."""
+        headers, _body = self.received[index]
+        return {
+            "HTTP_" + key.upper().replace("-", "_"): value
+            for key, value in headers.items()
+            if key.lower().startswith("wechatpay-")
+        }
+
+
+@dataclass(frozen=True)
+class PayBrand:
+    brand: Brand
+    mchid: str
+    sim: Any  # the running simulator
+    catcher: NotificationCatcher
+
+    @property
+    def simulator(self) -> Any:
+        return self.sim.simulator
+
+
+@pytest.fixture
+def alpha_pay(alpha: Brand, wechat_sim: Any) -> Iterator[PayBrand]:
+    """alpha with an official account and a WeChat Pay merchant in the simulator; notifications go to
+    a catcher; WeChat calls time out after half a second."""
+    from commerce.wechat import config
+
+    module = simulator_module()
+    appid, secret = f"wx{alpha.tenant.number:016d}", f"secret-{alpha.tenant.number}"
+    mchid = f"19{alpha.tenant.number:08d}"
+    credentials = module.merchant_credentials()
+    apiv3_key = "k" * 32
+    simulator = wechat_sim.simulator
+    simulator.add_official_account(appid, secret)
+    platform = simulator.add_merchant(
+        mchid, appid, credentials.public_key_pem, credentials.cert_serial_no, apiv3_key, module.MerchantOptions()
+    )
+    simulator.configure(timeout_seconds=1.5, notify_retry_schedule=(0.05,))
+    simulator.clear_faults()
+    catcher = NotificationCatcher()
+    with (
+        override_settings(
+            WECHAT_OAUTH_BASE_URL=f"{wechat_sim.base_url}/connect/",
+            WECHAT_API_BASE_URL=f"{wechat_sim.base_url}/",
+            WECHAT_PAY_BASE_URL=wechat_sim.base_url,
+            WECHAT_PAY_NOTIFY_URL=catcher.url,
+            WECHAT_TIMEOUT_SECONDS=0.5,
+        ),
+        tenant_context(alpha.tenant),
+    ):
+        config.save(
+            appid=appid,
+            secret=secret,
+            mchid=mchid,
+            merchant_serial_no=credentials.cert_serial_no,
+            private_key=credentials.private_key_pem,
+            apiv3_key=apiv3_key,
+            platform_public_key_id=platform.public_key_id,
+            platform_public_key=platform.public_key_pem,
+        )
+        try:
+            yield PayBrand(brand=alpha, mchid=mchid, sim=wechat_sim, catcher=catcher)
+        finally:
+            config.forget()
+            simulator.clear_faults()
+            catcher.stop()

@@ -260,6 +260,7 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/m/me/erase/",
         "/m/privacy/",
         "/m/privacy/consent/",
+        "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
         "/t/",
         "/t/scan/",

@@ -1,0 +1,174 @@
+"""Money through WeChat Pay APIv3, behind a small interface: merchant transfers (red packets and other
+payouts to a consumer's WeChat balance) and the signed notifications WeChat sends back.
+
+The real client is wechatpayv3's WeChatPay in public-key mode (the merchant's API key signs each
+request; WeChat Pay's public key checks each answer and notification). Its gateway is set from
+WECHAT_PAY_BASE_URL, so the demo and the tests run this very code against the local simulator.
+
+Every outcome becomes one of a few kinds the payout worker acts on (PayError.kind):
+- "retry": WeChat could not be reached, timed out or answered 5xx: the request may or may not have
+  been applied; ask by the bill number before sending again (same number, so never twice);
+- "rate": too many requests per second for the merchant: send again shortly;
+- "quota": the consumer's daily limit at WeChat is reached: queue until tomorrow;
+- "funds": the merchant's operating account is short: queue and alert;
+- "config": the credentials are wrong (signature refused): queue and alert;
+- "rejected": the request itself is refused (bad parameters): do not send it again as is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+from django.conf import settings
+from wechatpayv3 import WeChatPay, WeChatPayType
+
+from commerce.wechat.config import WeChatSettings
+
+
+class PayError(Exception):
+    def __init__(self, kind: str, code: str = "", message: str = "", status: int | None = None) -> None:
+        super().__init__(f"{kind}: {status} {code} {message}".strip())
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TransferBill:
+    out_bill_no: str
+    transfer_bill_no: str
+    state: str  # ACCEPTED, PROCESSING, WAIT_USER_CONFIRM, TRANSFERING, SUCCESS, FAIL, CANCELING, CANCELLED
+    package_info: str = ""
+    fail_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Notification:
+    event_id: str
+    event_type: str  # e.g. MCHTRANSFER.BILL.FINISHED, TRANSACTION.SUCCESS, REFUND.SUCCESS
+    resource: dict[str, Any]
+
+
+class PayClient(Protocol):
+    def create_transfer(
+        self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str, notify_url: str, activity: str
+    ) -> TransferBill: ...
+
+    def query_transfer(self, out_bill_no: str) -> TransferBill | None: ...
+
+    def notification(self, headers: dict[str, str], body: bytes) -> Notification | None: ...
+
+
+_KINDS_BY_CODE = {
+    "FREQUENCY_LIMITED": "rate",
+    "QUOTA_EXCEED": "quota",
+    "NOT_ENOUGH": "funds",
+    "SIGN_ERROR": "config",
+    "SYSTEM_ERROR": "retry",
+}
+
+
+def _error(status: int, text: Any) -> PayError:
+    try:
+        body = json.loads(text) if isinstance(text, str | bytes) else {}
+    except ValueError:
+        body = {}
+    code = str(body.get("code", "")) if isinstance(body, dict) else ""
+    message = str(body.get("message", ""))[:200] if isinstance(body, dict) else ""
+    if status >= 500:
+        kind = "retry"
+    elif status == 429:
+        kind = "rate"
+    elif status == 401:
+        kind = "config"
+    else:
+        kind = _KINDS_BY_CODE.get(code, "rejected")
+    return PayError(kind, code, message, status)
+
+
+def _bill(data: dict[str, Any]) -> TransferBill:
+    return TransferBill(
+        out_bill_no=str(data.get("out_bill_no", "")),
+        transfer_bill_no=str(data.get("transfer_bill_no", "")),
+        state=str(data.get("state", "")),
+        package_info=str(data.get("package_info", "")),
+        fail_reason=str(data.get("fail_reason", "")),
+    )
+
+
+class WeChatPayClient:
+    def __init__(self, account: WeChatSettings) -> None:
+        if not account.can_pay:
+            raise PayError("config", "NOT_CONFIGURED", "the brand has no WeChat Pay merchant configured")
+        self.account = account
+        self._pay = WeChatPay(
+            wechatpay_type=WeChatPayType.JSAPI,
+            mchid=account.mchid,
+            private_key=account.private_key,
+            cert_serial_no=account.merchant_serial_no,
+            apiv3_key=account.apiv3_key,
+            appid=account.appid,
+            public_key=account.platform_public_key,
+            public_key_id=account.platform_public_key_id,
+            timeout=(settings.WECHAT_TIMEOUT_SECONDS, settings.WECHAT_TIMEOUT_SECONDS),
+        )
+        # wechatpayv3 has no option for its gateway; the attribute is the one place it is read.
+        self._pay._core._gate_way = settings.WECHAT_PAY_BASE_URL.rstrip("/")
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        try:
+            status, text = method(*args, **kwargs)
+        except requests.RequestException as exc:
+            raise PayError("retry", type(exc).__name__, str(exc)[:200]) from exc
+        except Exception as exc:  # wechatpayv3 raises bare Exception for a bad answer signature
+            raise PayError("retry", "BAD_ANSWER", str(exc)[:200]) from exc
+        return int(status), text
+
+    def create_transfer(
+        self, *, out_bill_no: str, openid: str, amount_fen: int, remark: str, notify_url: str, activity: str
+    ) -> TransferBill:
+        status, text = self._call(
+            self._pay.mch_transfer_bills,
+            out_bill_no=out_bill_no,
+            transfer_scene_id=self.account.transfer_scene_id,
+            openid=openid,
+            transfer_amount=amount_fen,
+            transfer_remark=remark[:32],
+            user_recv_perception="活动奖励",
+            transfer_scene_report_infos=[
+                {"info_type": "活动名称", "info_content": activity[:32] or remark[:32]},
+                {"info_type": "奖励说明", "info_content": "扫码抽奖奖励"},
+            ],
+            notify_url=notify_url,
+        )
+        if status != 200:
+            raise _error(status, text)
+        return _bill(json.loads(text))
+
+    def query_transfer(self, out_bill_no: str) -> TransferBill | None:
+        status, text = self._call(self._pay.mch_transfer_bills_query, out_bill_no=out_bill_no)
+        if status == 404:
+            return None
+        if status != 200:
+            raise _error(status, text)
+        return _bill(json.loads(text))
+
+    def notification(self, headers: dict[str, str], body: bytes) -> Notification | None:
+        """The notification if its signature is WeChat Pay's and it decrypts under our APIv3 key."""
+        try:
+            data = self._pay.callback(headers=headers, body=body)
+        except Exception:  # malformed: treated as not from WeChat
+            return None
+        if not data or not isinstance(data.get("resource"), dict):
+            return None
+        return Notification(
+            event_id=str(data.get("id", "")), event_type=str(data.get("event_type", "")), resource=data["resource"]
+        )
+
+
+def pay_client(account: WeChatSettings) -> PayClient:
+    return WeChatPayClient(account)

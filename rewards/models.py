@@ -1,0 +1,271 @@
+"""Scan-to-win: campaigns and their prize tables, the draw of each inner code, the money it moves.
+
+What the database holds (the services in rewards/ are the only writers):
+- a prize is never awarded more often than its quantity (awarded <= quantity, raised by a guarded
+  UPDATE); a campaign never reserves more cash than its budget (spent_fen <= budget_fen, likewise);
+- an inner code is drawn at most once (Claim.serial is unique): whatever the retries and races, a
+  cap pays out at most once;
+- a cash prize is one Payout (the outbox a worker pays through WeChat Pay), at most one per claim,
+  with a merchant bill number fixed before the first call to WeChat (idempotent there too);
+- the budget moves only through BudgetEntry rows (append-only, one per source): the sum of a
+  campaign's entries is its spent_fen;
+- no single prize is worth more than ¥50,000 (the legal cap on a lottery-type prize in China).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from commerce.models import Member
+
+# 反不正当竞争法 art. 10: the top prize of a lottery-type prize sale is at most ¥50,000.
+MAX_PRIZE_FEN = 5_000_000
+ODDS_SCALE = 1_000_000  # odds are parts per million of draws
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", _("草稿")
+    PUBLISHED = "published", _("已发布")  # rules public; runs between starts_at and ends_at
+    ENDED = "ended", _("已结束")  # seed revealed
+    CANCELLED = "cancelled", _("已取消")
+
+
+class Campaign(models.Model):
+    name = models.CharField(_("活动名称"), max_length=100)
+    description = models.TextField(_("活动说明"), blank=True)
+    status = models.CharField(_("状态"), max_length=12, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT)
+    starts_at = models.DateTimeField(_("开始时间"))
+    ends_at = models.DateTimeField(_("结束时间"))
+    # Overlapping campaigns: a scan enters the one with the highest priority, then the earliest
+    # start, then the lowest id (rewards.selectors.campaign_for).
+    priority = models.IntegerField(_("优先级"), default=0)
+    budget_fen = models.BigIntegerField(_("现金预算（分）"), default=0)
+    spent_fen = models.BigIntegerField(_("已占用预算（分）"), default=0)
+    pacing = models.BooleanField(_("匀速发放"), default=True)
+    pacing_slack_percent = models.PositiveSmallIntegerField(_("匀速余量（%）"), default=20)
+    first_scan_guarantee = models.BooleanField(_("首扫必中"), default=False)
+    member_daily_cap = models.PositiveIntegerField(_("每人每日抽奖次数上限"), default=0)  # 0: none
+    member_total_cap = models.PositiveIntegerField(_("每人总抽奖次数上限"), default=0)
+    # Targets (empty: any). Batches and SKUs of the bottle, regions of the scan, dealers of the bottle.
+    target_batch_ids = models.JSONField(_("指定批次"), default=list, blank=True)
+    target_sku_ids = models.JSONField(_("指定商品规格"), default=list, blank=True)
+    target_region_codes = models.JSONField(_("指定地区"), default=list, blank=True)
+    target_dealer_ids = models.JSONField(_("指定经销商"), default=list, blank=True)
+    # Fair draw: SHA-256 of the secret seed is published with the rules; the seed at the end.
+    seed_key_id = models.CharField(max_length=64, blank=True)
+    seed_wrapped = models.BinaryField(null=True, blank=True)
+    seed_commitment = models.CharField(_("种子承诺（SHA-256）"), max_length=64, blank=True)
+    seed_revealed = models.CharField(_("公开的种子"), max_length=64, blank=True)
+    published_at = models.DateTimeField(_("发布时间"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("结束于"), null=True, blank=True)
+    organiser = models.CharField(_("主办方"), max_length=100, blank=True)
+    contact = models.CharField(_("咨询电话"), max_length=40, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    created_by = models.CharField(_("创建人"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("扫码活动")
+        verbose_name_plural = _("扫码活动")
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="campaign_window"),
+            models.CheckConstraint(
+                condition=models.Q(spent_fen__gte=0, spent_fen__lte=models.F("budget_fen")),
+                name="campaign_within_budget",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "starts_at", "ends_at"], name="campaign_running")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_running(self, at: object = None) -> bool:
+        now = at or timezone.now()
+        return self.status == CampaignStatus.PUBLISHED and self.starts_at <= now < self.ends_at  # type: ignore[operator]
+
+
+class PrizeKind(models.TextChoices):
+    CASH = "cash", _("现金红包")
+    POINTS = "points", _("酒币")
+    PHYSICAL = "physical", _("实物奖品")
+
+
+class Prize(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prizes")
+    name = models.CharField(_("奖项名称"), max_length=60)
+    kind = models.CharField(_("奖品类型"), max_length=10, choices=PrizeKind.choices)
+    amount_fen = models.BigIntegerField(_("红包金额（分）"), default=0)
+    points = models.BigIntegerField(_("酒币数量"), default=0)
+    value_fen = models.BigIntegerField(_("奖品价值（分）"), default=0)  # physical prizes: market value
+    odds_ppm = models.PositiveIntegerField(_("中奖概率（百万分之）"))
+    quantity = models.PositiveIntegerField(_("数量"))
+    awarded = models.PositiveIntegerField(_("已发出"), default=0)
+    is_guarantee = models.BooleanField(_("首扫必中奖项"), default=False)
+    position = models.PositiveSmallIntegerField(_("排序"), default=0)
+
+    class Meta:
+        verbose_name = _("奖项")
+        verbose_name_plural = _("奖项")
+        ordering = ["campaign", "position", "id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(awarded__lte=models.F("quantity")), name="prize_within_quantity"),
+            models.CheckConstraint(condition=models.Q(odds_ppm__lte=ODDS_SCALE), name="prize_odds_range"),
+            models.CheckConstraint(
+                condition=models.Q(kind="cash", amount_fen__gt=0, amount_fen__lte=MAX_PRIZE_FEN, points=0)
+                | models.Q(kind="points", points__gt=0, amount_fen=0)
+                | models.Q(kind="physical", value_fen__gt=0, value_fen__lte=MAX_PRIZE_FEN, amount_fen=0, points=0),
+                name="prize_kind_fields",
+            ),
+            models.UniqueConstraint(
+                fields=["campaign"], condition=models.Q(is_guarantee=True), name="prize_one_guarantee"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ClaimOutcome(models.TextChoices):
+    WON = "won", _("中奖")
+    GUARANTEED = "guaranteed", _("首扫必中")
+    LOST = "lost", _("未中奖")
+    SOLD_OUT = "sold_out", _("奖品已发完")
+    PACED = "paced", _("预算匀速控制")
+
+
+class ClaimStatus(models.TextChoices):
+    OK = "ok", _("正常")
+    HELD = "held", _("待审核")
+    REJECTED = "rejected", _("已驳回")
+
+
+class Claim(models.Model):
+    """The draw of one inner code (盖内码): made once, whatever happens."""
+
+    serial = models.BigIntegerField(_("瓶序号"), unique=True)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="claims", verbose_name=_("会员"))
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="claims", verbose_name=_("活动"))
+    scan_id = models.BigIntegerField(null=True, blank=True)
+    ticket = models.PositiveIntegerField(_("抽奖号"))  # 0 .. ODDS_SCALE-1, derived from the seed
+    prize = models.ForeignKey(Prize, null=True, blank=True, on_delete=models.PROTECT, verbose_name=_("奖项"))
+    outcome = models.CharField(_("结果"), max_length=12, choices=ClaimOutcome.choices)
+    status = models.CharField(_("审核"), max_length=10, choices=ClaimStatus.choices, default=ClaimStatus.OK)
+    risk_reasons = models.JSONField(_("风险原因"), default=list, blank=True)
+    region_code = models.CharField(_("地区"), max_length=6, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    device = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(_("时间"), default=timezone.now, db_index=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("抽奖记录")
+        verbose_name_plural = _("抽奖记录")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["member", "created_at"], name="claim_member_recent"),
+            models.Index(fields=["campaign", "id"], name="claim_campaign"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(outcome__in=["won", "guaranteed"], prize__isnull=False)
+                | models.Q(outcome__in=["lost", "sold_out", "paced"], prize__isnull=True),
+                name="claim_prize_matches_outcome",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.serial}: {self.get_outcome_display()}"
+
+    @property
+    def won(self) -> bool:
+        return self.prize_id is not None
+
+
+class MemberCampaignCounter(models.Model):
+    """A member's draws in a campaign, today and in all (for the per-member caps)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE)
+    day = models.DateField()
+    day_count = models.PositiveIntegerField(default=0)
+    total_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "campaign"], name="counter_once_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}@{self.campaign_id}: {self.day_count}/{self.total_count}"
+
+
+class BudgetEntry(models.Model):
+    """One movement of a campaign's cash budget: + reserves (a cash prize awarded), - releases (a
+    prize rejected or a payout that can never be made). Append-only, one per source."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="budget_entries")
+    amount_fen = models.BigIntegerField()
+    source = models.CharField(max_length=80)  # "claim:<id>", "release:<payout id>"
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("预算流水")
+        verbose_name_plural = _("预算流水")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "source"], name="budget_entry_once_per_source"),
+            models.CheckConstraint(condition=~models.Q(amount_fen=0), name="budget_entry_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} {self.amount_fen:+d} ({self.source})"
+
+
+class PayoutStatus(models.TextChoices):
+    PENDING = "pending", _("待发放")
+    HELD = "held", _("风控暂缓")
+    SUBMITTED = "submitted", _("待用户确认收款")
+    SUCCEEDED = "succeeded", _("已到账")
+    FAILED = "failed", _("发放失败")
+    CANCELLED = "cancelled", _("已取消")
+
+
+class Payout(models.Model):
+    """A cash amount owed to a member, paid by a worker through WeChat Pay's merchant transfer.
+
+    The outbox: created in the transaction that awards the prize; `out_bill_no` is fixed then, so
+    every call to WeChat for it (first try, retries, queries) names the same bill and WeChat makes
+    it at most once.
+    """
+
+    source = models.CharField(_("来源"), max_length=80, unique=True)  # "claim:<id>"
+    claim = models.OneToOneField(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="payout")
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.PROTECT, related_name="payouts")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="payouts", verbose_name=_("会员"))
+    openid = models.CharField(max_length=64)
+    amount_fen = models.BigIntegerField(_("金额（分）"))
+    remark = models.CharField(_("转账备注"), max_length=32)
+    out_bill_no = models.CharField(_("商户单号"), max_length=32, unique=True)
+    status = models.CharField(_("状态"), max_length=10, choices=PayoutStatus.choices, default=PayoutStatus.PENDING)
+    attempts = models.PositiveIntegerField(_("尝试次数"), default=0)
+    next_attempt_at = models.DateTimeField(_("下次尝试"), default=timezone.now)
+    last_error = models.CharField(_("最近错误"), max_length=300, blank=True)
+    transfer_bill_no = models.CharField(_("微信转账单号"), max_length=64, blank=True)
+    package_info = models.TextField(blank=True)
+    created_at = models.DateTimeField(_("创建时间"), default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("红包发放")
+        verbose_name_plural = _("红包发放")
+        ordering = ["-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"], condition=models.Q(status__in=["pending", "submitted"]), name="payout_due"
+            )
+        ]
+        constraints = [models.CheckConstraint(condition=models.Q(amount_fen__gt=0), name="payout_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.out_bill_no} ¥{self.amount_fen / 100:.2f}"

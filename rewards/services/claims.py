@@ -1,0 +1,223 @@
+"""Claiming an inner code: the draw, the prize it takes, and what the prize sets in motion.
+
+`claim(member, context)` runs in one transaction:
+1. the Claim row is inserted first: its unique serial makes a second claim of the same cap wait for
+   the first and then fail (ALREADY_CLAIMED), so nothing below ever runs twice for one cap;
+2. the member's counters for the campaign are raised under the caps (a guarded UPDATE; over a cap
+   the whole claim is undone and the cap stays claimable another day);
+3. the ticket is derived from the campaign's seed (rewards.draw) and the prize it draws is taken:
+   one unit of the prize's quantity and, for cash, the amount from the campaign's budget, each by a
+   guarded UPDATE, so under any concurrency neither goes over. Cash also obeys pacing: at any moment
+   at most (elapsed share of the campaign + slack) of the budget is reserved. A prize that cannot be
+   taken leaves the draw empty-handed (SOLD_OUT / PACED), as the rules state;
+4. a member's first draw in a first-scan-guarantee campaign that won nothing takes the guarantee
+   prize instead (if it can be taken);
+5. the prize's effect: cash → a BudgetEntry and a Payout (paid after commit by the worker), points →
+   a ledger credit (commerce.services.points, source "claim:<id>").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from commerce.models import Member, PointsEntry, PointsKind
+from commerce.services import points
+from rewards import draw, selectors
+from rewards.errors import RewardErrorCode as E
+from rewards.models import (
+    BudgetEntry,
+    Campaign,
+    Claim,
+    ClaimOutcome,
+    ClaimStatus,
+    MemberCampaignCounter,
+    Payout,
+    PayoutStatus,
+    Prize,
+    PrizeKind,
+)
+from rewards.services import campaigns
+from tenants.db import connection
+from tenants.errors import Conflict, JiumaError
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    """The scan of an inner code, as codes/ recorded it."""
+
+    serial: int
+    scan_id: int | None = None
+    batch_id: int | None = None
+    sku_id: int | None = None
+    region_code: str = ""
+    dealer_id: int | None = None
+    ip: str | None = None
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    prize: Prize | None
+    payout: Payout | None = None
+    points_entry: PointsEntry | None = None
+
+
+def bill_no(source: str) -> str:
+    """The merchant bill number of a payout: fixed by its source, unique across brands, WeChat's
+    alphabet (letters and digits, at most 32)."""
+    kind, _sep, ident = source.partition(":")
+    return f"JM{int(connection.tenant.number):05d}{kind[:1].upper()}{int(ident):015d}"
+
+
+def allowed_spend(campaign: Campaign, now: datetime) -> int:
+    """How much of the budget may be reserved by `now` (pacing: the elapsed share plus the slack)."""
+    if not campaign.pacing:
+        return campaign.budget_fen
+    duration = (campaign.ends_at - campaign.starts_at).total_seconds()
+    elapsed = max(0.0, (now - campaign.starts_at).total_seconds())
+    share = min(1.0, elapsed / duration + campaign.pacing_slack_percent / 100)
+    return min(campaign.budget_fen, int(campaign.budget_fen * share))
+
+
+def _take(campaign: Campaign, prize: Prize, now: datetime) -> ClaimOutcome | None:
+    """Take one unit of the prize (and its cash from the budget); None if taken, else why not."""
+    if not Prize.objects.filter(pk=prize.pk, awarded__lt=F("quantity")).update(awarded=F("awarded") + 1):
+        return ClaimOutcome.SOLD_OUT
+    if prize.kind == PrizeKind.CASH:
+        limit = allowed_spend(campaign, now) - prize.amount_fen
+        reserved = Campaign.objects.filter(pk=campaign.pk, spent_fen__lte=limit).update(
+            spent_fen=F("spent_fen") + prize.amount_fen
+        )
+        if not reserved:
+            Prize.objects.filter(pk=prize.pk).update(awarded=F("awarded") - 1)
+            spent = Campaign.objects.filter(pk=campaign.pk).values_list("spent_fen", flat=True).get()
+            return ClaimOutcome.SOLD_OUT if spent + prize.amount_fen > campaign.budget_fen else ClaimOutcome.PACED
+    return None
+
+
+def _count(member: Member, campaign: Campaign, now: datetime) -> int:
+    """Raise the member's counters under the caps; returns their total draws (this one included)."""
+    today = timezone.localdate(now)
+    MemberCampaignCounter.objects.get_or_create(member=member, campaign=campaign, defaults={"day": today})
+    room = Q()
+    if campaign.member_total_cap:
+        room &= Q(total_count__lt=campaign.member_total_cap)
+    if campaign.member_daily_cap:
+        room &= ~Q(day=today) | Q(day_count__lt=campaign.member_daily_cap)
+    counters = MemberCampaignCounter.objects.filter(member=member, campaign=campaign)
+    raised = counters.filter(room).update(
+        day_count=Case(When(day=today, then=F("day_count") + 1), default=Value(1)),
+        day=today,
+        total_count=F("total_count") + 1,
+    )
+    if not raised:
+        raise Conflict(E.CAP_REACHED, _("您今天的抽奖次数已用完，请明天再来。"))
+    return counters.values_list("total_count", flat=True).get()
+
+
+def claim(member: Member, context: ClaimContext, *, now: datetime | None = None) -> ClaimResult:
+    """Draw the inner code of `context` for `member` (see the module doc)."""
+    now = now or timezone.now()
+    if member.is_erased or not member.openid:
+        raise JiumaError(E.NOT_IDENTIFIED, _("请先登录。"), status=401)
+    campaign = selectors.campaign_for(
+        now=now,
+        batch_id=context.batch_id,
+        sku_id=context.sku_id,
+        region_code=context.region_code,
+        dealer_id=context.dealer_id,
+    )
+    if campaign is None:
+        raise JiumaError(E.NO_CAMPAIGN, _("当前没有进行中的扫码活动，感谢您的支持。"), status=404)
+    ticket = draw.ticket(campaigns.seed_of(campaign), campaign.pk, context.serial)
+    table = campaigns.prize_table(campaign)
+    try:
+        with transaction.atomic():
+            record = Claim.objects.create(
+                serial=context.serial,
+                member=member,
+                campaign=campaign,
+                scan_id=context.scan_id,
+                ticket=ticket,
+                outcome=ClaimOutcome.LOST,
+                region_code=context.region_code,
+                ip=context.ip or None,
+                device=context.device[:64],
+                created_at=now,
+            )
+            draws = _count(member, campaign, now)
+            prize_id = draw.prize_for(ticket, table)
+            prize = Prize.objects.get(pk=prize_id) if prize_id is not None else None
+            outcome = ClaimOutcome.WON if prize is not None else ClaimOutcome.LOST
+            if prize is not None:
+                refused = _take(campaign, prize, now)
+                if refused is not None:
+                    outcome, prize = refused, None
+            if prize is None and campaign.first_scan_guarantee and draws == 1:
+                guarantee = Prize.objects.filter(campaign=campaign, is_guarantee=True).first()
+                if guarantee is not None and _take(campaign, guarantee, now) is None:
+                    outcome, prize = ClaimOutcome.GUARANTEED, guarantee
+            record.outcome, record.prize = outcome, prize
+            Claim.objects.filter(pk=record.pk).update(outcome=outcome, prize=prize)
+            return _effects(member, campaign, record, prize, now)
+    except IntegrityError as exc:
+        if Claim.objects.filter(serial=context.serial).exists():
+            raise Conflict(E.ALREADY_CLAIMED, _("这个瓶盖的奖励已经领取过了。")) from exc
+        raise
+
+
+def _effects(member: Member, campaign: Campaign, record: Claim, prize: Prize | None, now: datetime) -> ClaimResult:
+    if prize is None:
+        return ClaimResult(claim=record, prize=None)
+    source = f"claim:{record.pk}"
+    if prize.kind == PrizeKind.CASH:
+        BudgetEntry.objects.create(campaign=campaign, amount_fen=prize.amount_fen, source=source, created_at=now)
+        payout = Payout.objects.create(
+            source=source,
+            claim=record,
+            campaign=campaign,
+            member=member,
+            openid=member.openid or "",
+            amount_fen=prize.amount_fen,
+            remark=campaign.name[:32],
+            out_bill_no=bill_no(source),
+            status=PayoutStatus.HELD if record.status == ClaimStatus.HELD else PayoutStatus.PENDING,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        transaction.on_commit(lambda: _enqueue_payout(payout.pk))
+        return ClaimResult(claim=record, prize=prize, payout=payout)
+    if prize.kind == PrizeKind.POINTS:
+        entry = points.credit(
+            member.pk,
+            prize.points,
+            kind=PointsKind.SCAN,
+            source=source,
+            note=f"{campaign.name} · {prize.name}",
+            now=now,
+        )
+        return ClaimResult(claim=record, prize=prize, points_entry=entry)
+    return ClaimResult(claim=record, prize=prize)
+
+
+def _enqueue_payout(payout_id: int) -> None:
+    """Hand the payout to the worker (a sweeper picks up any the broker never got)."""
+    try:
+        from rewards.tasks import pay
+
+        pay.delay(payout_id)
+    except Exception:  # the broker down: the payout stays due and the sweeper sends it
+        import logging
+
+        logging.getLogger(__name__).warning("could not enqueue payout %s; the sweeper will", payout_id, exc_info=True)
+
+
+def existing_claim(serial: int) -> Claim | None:
+    return Claim.objects.select_related("prize", "campaign").filter(serial=serial).first()

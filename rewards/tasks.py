@@ -1,0 +1,35 @@
+"""Celery tasks of rewards/: thin wrappers over services, run in the brand's schema they were sent from."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from rewards.services import campaigns, payouts
+
+
+@shared_task(name="rewards.pay", acks_late=True, max_retries=0)
+def pay(payout_id: int) -> str | None:
+    """Send one payout (a claim enqueues it after commit; the sweeper re-sends any left due)."""
+    payout = payouts.pay(payout_id)
+    return payout.status if payout is not None else None
+
+
+@shared_task(name="rewards.sweep_payouts")
+def sweep_payouts() -> int:
+    """Every minute in every brand: payouts due (new ones the broker lost, retries whose time came)."""
+    sent = 0
+    for payout_id in payouts.due():
+        sent += payouts.pay(payout_id) is not None
+    return sent
+
+
+@shared_task(name="rewards.reconcile_payouts")
+def reconcile_payouts() -> int:
+    """Every ten minutes in every brand: ask WeChat about submitted payouts not yet final."""
+    return payouts.reconcile()
+
+
+@shared_task(name="rewards.end_campaigns")
+def end_campaigns() -> list[int]:
+    """Every five minutes in every brand: campaigns whose time is up end and reveal their seeds."""
+    return campaigns.end_due()

@@ -1,0 +1,47 @@
+"""Helpers of the rewards tests: a published, running campaign and identified members in alpha."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from commerce.models import Member
+from rewards.models import Campaign
+from rewards.services import campaigns
+from rewards.services.campaigns import PrizeSpec
+from tests.conftest import Brand
+
+
+@pytest.fixture
+def in_alpha(alpha: Brand) -> Iterator[Brand]:
+    with tenant_context(alpha.tenant):
+        yield alpha
+
+
+def running_campaign(prizes: list[PrizeSpec], *, budget_fen: int = 1_000_000, **fields: object) -> Campaign:
+    """A campaign published a moment ago and running now (its start set back after publishing, as
+    if the clock had moved on)."""
+    now = timezone.now()
+    campaign = campaigns.create_campaign(
+        name=str(fields.pop("name", "开盖有奖")),
+        starts_at=now + timedelta(minutes=1),
+        ends_at=now + timedelta(days=30),
+        prizes=prizes,
+        budget_fen=budget_fen,
+        **fields,  # type: ignore[arg-type]
+    )
+    campaigns.publish(campaign, now=now)
+    Campaign.objects.filter(pk=campaign.pk).update(starts_at=now - timedelta(days=1))
+    campaign.refresh_from_db()
+    return campaign
+
+
+def member(openid: str = "o-member") -> Member:
+    return Member.objects.create(openid=openid)
+
+
+from tests.support.wechat import alpha_pay, alpha_wechat, wechat_sim  # noqa: E402, F401 (fixtures)
