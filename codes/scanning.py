@@ -46,6 +46,7 @@ class ScanResult:
     status_reason: str = ""
     scan_id: int | None = None
     scanned_at: datetime | None = None
+    region_code: str = ""  # where this scan was placed (IP), "" if unknown
     is_first: bool = False
     scan_count: int = 0
     first_scanned_at: datetime | None = None
@@ -185,6 +186,7 @@ def record_scan(
         status_reason=reason or "",
         scan_id=scan_id,
         scanned_at=now,
+        region_code=region_code,
         is_first=bool(inserted),
         scan_count=count,
         first_scanned_at=first_at,

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from frontends import consumer, terminal, wechat_pay
+from frontends import claim, consumer, terminal, wechat_pay
 from frontends import views as pages
 from tenants.brand.admin import site as brand_admin
 
@@ -21,6 +21,11 @@ urlpatterns = [
     path("wx/callback/", consumer.wx_callback, name="wx-callback"),
     path("C/<str:code>/wx/login", consumer.wx_login, name="scan-wx-login"),
     path("C/<str:code>/wx/callback", consumer.wx_callback, name="scan-wx-callback"),
+    path("C/<str:code>/consent", claim.consent, name="scan-consent"),
+    path("C/<str:code>/rules", claim.rules, name="scan-rules"),
+    # Campaign rules, public before a campaign starts (promotion rules), and its draws after it ends.
+    path("r/<int:campaign_id>/", claim.campaign_rules, name="campaign-rules"),
+    path("r/<int:campaign_id>/draws/", claim.campaign_draws, name="campaign-draws"),
     path("m/me/", consumer.member_home, name="member-home"),
     path("m/me/export/", consumer.member_export, name="member-export"),
     path("m/me/erase/", consumer.member_erase, name="member-erase"),

@@ -79,6 +79,21 @@ def sign_in(response: HttpResponse, request: HttpRequest, member: Member) -> Htt
     return response
 
 
+def brand_url(request: HttpRequest, path: str) -> str:
+    """`path` on the brand's own site (its primary domain), from any host serving the brand (e.g.
+    the short code host, which routes only scan paths): same scheme and port as this request."""
+    from tenants.models import Domain
+
+    tenant = request.tenant  # type: ignore[attr-defined]
+    domain = Domain.objects.filter(tenant_id=tenant.pk, is_primary=True).values_list("domain", flat=True).first()
+    if not domain or domain == request.get_host().split(":")[0]:
+        return path
+    port = request.get_port()
+    default = "443" if request.is_secure() else "80"
+    host = domain if port in ("", default) else f"{domain}:{port}"
+    return f"{request.scheme}://{host}{path}"
+
+
 def _safe_next(request: HttpRequest, target: str | None, default: str) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts=None) and target.startswith("/"):
         return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -21,13 +22,17 @@ def brand_home(request: HttpRequest) -> HttpResponse:
 
 
 def scan(request: HttpRequest, code: str) -> HttpResponse:
-    """The page a scanned cap opens: authenticity, first-scan facts, warnings. Records the scan."""
+    """The page a scanned cap opens: authenticity, first-scan facts, warnings, and for an inner code
+    the reward (frontends.claim). Records the scan, with the member when one is signed in."""
     from codes.scanning import Verdict, place_token, record_scan
+    from frontends import claim, consumer
 
+    member = consumer.current_member(request) if consumer.member_cookie_name(request) in request.COOKIES else None
     result = record_scan(
         code,
         ip=_client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        member_id=member.pk if member is not None else None,
     )
     profile = _profile()
     status = 200 if result.verdict == Verdict.GENUINE else 404 if result.code is None else 200
@@ -39,11 +44,15 @@ def scan(request: HttpRequest, code: str) -> HttpResponse:
             "profile": profile,
             "tenant": request.tenant,  # type: ignore[attr-defined]
             "place_token": place_token(result),
+            "reward": claim.for_scan(request, code, result, member),
+            "code": code,
         },
         status=status,
     )
     # Every scan is an event: never served from a cache.
     response["Cache-Control"] = "no-store"
+    if "jm_device" not in request.COOKIES:  # a browser id for risk control (velocity per device)
+        response.set_cookie("jm_device", secrets.token_urlsafe(16), max_age=365 * 86400, httponly=True, samesite="Lax")
     return response
 
 

@@ -255,6 +255,10 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/wx/callback/",
         "/C/{code}/wx/login",
         "/C/{code}/wx/callback",
+        "/C/{code}/consent",
+        "/C/{code}/rules",  # campaign rules and, after the end, every draw: public by law and by design
+        "/r/{campaign_id}/",
+        "/r/{campaign_id}/draws/",
         "/m/me/",
         "/m/me/export/",
         "/m/me/erase/",
@@ -292,6 +296,7 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "batch_id": "1",
             "upload_id": "1",
             "key_id": "1",
+            "campaign_id": "1",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
