@@ -167,6 +167,10 @@ class Claim(models.Model):
         indexes = [
             models.Index(fields=["member", "created_at"], name="claim_member_recent"),
             models.Index(fields=["campaign", "id"], name="claim_campaign"),
+            # Velocity rules (rewards.risk): recent claims by address and by device.
+            models.Index(fields=["ip", "created_at"], name="claim_ip_recent"),
+            models.Index(fields=["device", "created_at"], name="claim_device_recent"),
+            models.Index(fields=["status", "id"], condition=models.Q(status="held"), name="claim_held"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -269,3 +273,50 @@ class Payout(models.Model):
 
     def __str__(self) -> str:
         return f"{self.out_bill_no} ¥{self.amount_fen / 100:.2f}"
+
+
+class RiskPolicy(models.Model):
+    """The brand's risk rules (one row; every change is audited in the admin). A claim that trips any
+    rule is held for review: drawn and counted, but its prize not paid or credited until staff approve
+    it (rewards.services.claims.review). 0 turns a limit off."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    member_claims_per_hour = models.PositiveIntegerField(_("同一会员每小时抽奖上限"), default=6)
+    device_claims_per_hour = models.PositiveIntegerField(_("同一设备每小时抽奖上限"), default=10)
+    ip_claims_per_hour = models.PositiveIntegerField(_("同一 IP 每小时抽奖上限"), default=30)
+    new_member_minutes = models.PositiveIntegerField(_("新注册会员观察期（分钟）"), default=30)
+    new_member_burst = models.PositiveIntegerField(_("同一 IP 观察期内新会员抽奖上限"), default=3)
+    hold_outside_dealer_area = models.BooleanField(_("扫码地不在经销商授权区域时暂缓"), default=True)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("风控规则")
+        verbose_name_plural = _("风控规则")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="risk_policy_singleton")]
+
+    def __str__(self) -> str:
+        return str(_("风控规则"))
+
+
+class BlockKind(models.TextChoices):
+    OPENID = "openid", _("微信 OpenID")
+    IP = "ip", _("IP 地址")
+    DEVICE = "device", _("设备")
+
+
+class BlockedItem(models.Model):
+    """A known-bad account, address or device: its claims are held."""
+
+    kind = models.CharField(_("类型"), max_length=8, choices=BlockKind.choices)
+    value = models.CharField(_("值"), max_length=64)
+    reason = models.CharField(_("原因"), max_length=200)
+    created_at = models.DateTimeField(_("加入时间"), default=timezone.now)
+    created_by = models.CharField(_("操作人"), max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = _("风控名单")
+        verbose_name_plural = _("风控名单")
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="blocked_item_once")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.value}"

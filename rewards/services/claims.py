@@ -26,9 +26,9 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from commerce.models import Member, PointsEntry, PointsKind
+from commerce.models import Dealer, Member, PointsEntry, PointsKind
 from commerce.services import points
-from rewards import draw, selectors
+from rewards import draw, risk, selectors
 from rewards.errors import RewardErrorCode as E
 from rewards.models import (
     BudgetEntry,
@@ -136,6 +136,10 @@ def claim(member: Member, context: ClaimContext, *, now: datetime | None = None)
     )
     if campaign is None:
         raise JiumaError(E.NO_CAMPAIGN, _("当前没有进行中的扫码活动，感谢您的支持。"), status=404)
+    dealer = Dealer.objects.filter(pk=context.dealer_id).first() if context.dealer_id is not None else None
+    reasons = risk.assess(
+        member, ip=context.ip, device=context.device, region_code=context.region_code, dealer=dealer, now=now
+    )
     ticket = draw.ticket(campaigns.seed_of(campaign), campaign.pk, context.serial)
     table = campaigns.prize_table(campaign)
     try:
@@ -147,6 +151,8 @@ def claim(member: Member, context: ClaimContext, *, now: datetime | None = None)
                 scan_id=context.scan_id,
                 ticket=ticket,
                 outcome=ClaimOutcome.LOST,
+                status=ClaimStatus.HELD if reasons else ClaimStatus.OK,
+                risk_reasons=reasons,
                 region_code=context.region_code,
                 ip=context.ip or None,
                 device=context.device[:64],
@@ -195,6 +201,8 @@ def _effects(member: Member, campaign: Campaign, record: Claim, prize: Prize | N
         transaction.on_commit(lambda: _enqueue_payout(payout.pk))
         return ClaimResult(claim=record, prize=prize, payout=payout)
     if prize.kind == PrizeKind.POINTS:
+        if record.status == ClaimStatus.HELD:  # credited when staff approve the claim (review)
+            return ClaimResult(claim=record, prize=prize)
         entry = points.credit(
             member.pk,
             prize.points,
@@ -221,3 +229,35 @@ def _enqueue_payout(payout_id: int) -> None:
 
 def existing_claim(serial: int) -> Claim | None:
     return Claim.objects.select_related("prize", "campaign").filter(serial=serial).first()
+
+
+def review(record: Claim, *, approve: bool, actor: str, now: datetime | None = None) -> Claim:
+    """Staff decide on a held claim: approved, its prize is paid or credited as if never held;
+    rejected, nothing is paid and the prize unit (and cash) go back to the campaign."""
+    from rewards.services import payouts
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Claim.objects.select_for_update(of=("self",)).select_related("prize", "campaign").get(pk=record.pk)
+        if locked.status != ClaimStatus.HELD:
+            raise Conflict("claim_not_held", _("该抽奖记录不在待审核状态。"))
+        payout = Payout.objects.filter(claim=locked).first()
+        if payout is not None:
+            (payouts.approve if approve else payouts.reject)(payout, actor=actor, now=now)
+        else:
+            status = ClaimStatus.OK if approve else ClaimStatus.REJECTED
+            Claim.objects.filter(pk=locked.pk).update(status=status, reviewed_at=now, reviewed_by=actor)
+            prize = locked.prize
+            if prize is not None and approve and prize.kind == PrizeKind.POINTS:
+                points.credit(
+                    locked.member_id,
+                    prize.points,
+                    kind=PointsKind.SCAN,
+                    source=f"claim:{locked.pk}",
+                    note=f"{locked.campaign.name} · {prize.name}",
+                    now=now,
+                )
+            if prize is not None and not approve:
+                Prize.objects.filter(pk=prize.pk, awarded__gt=0).update(awarded=F("awarded") - 1)
+    locked.refresh_from_db()
+    return locked

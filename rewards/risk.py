@@ -1,0 +1,92 @@
+"""Risk control of claims (羊毛党): rules over recent claims and known-bad lists, configurable per
+brand (RiskPolicy, BlockedItem). A claim that trips any rule is still drawn and counted (so trying
+again does not help) but held: nothing is paid or credited until staff review it, and the reasons
+are kept on the claim for them. Reads only: the caller decides.
+
+Rules:
+- velocity: claims per hour by the same member, device (browser cookie) and IP address;
+- a burst of new accounts: members created within the observation period claiming from one IP;
+- place: the scan located outside the authorised areas of the bottle's dealer (an opened bottle
+  carried far from where it was sold: 开盖酒, or a diversion);
+- lists: the member's openid, the IP or the device on the brand's block list.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from commerce.models import Member
+from commerce.selectors import dealer_covers
+from rewards.models import BlockedItem, BlockKind, Claim, RiskPolicy
+
+HOUR = timedelta(hours=1)
+
+
+def policy() -> RiskPolicy:
+    found = RiskPolicy.objects.filter(pk=1).first()
+    return found if found is not None else RiskPolicy()
+
+
+def assess(
+    member: Member,
+    *,
+    ip: str | None,
+    device: str,
+    region_code: str,
+    dealer: Any = None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The reasons to hold this claim (empty: none), each {"rule", "detail"} in Chinese for staff."""
+    rules = policy()
+    reasons: list[dict[str, Any]] = []
+    since = now - HOUR
+
+    def hold(rule: str, detail: str) -> None:
+        reasons.append({"rule": rule, "detail": detail})
+
+    listed = BlockedItem.objects.filter(
+        Q(kind=BlockKind.OPENID, value=member.openid or "")
+        | Q(kind=BlockKind.IP, value=ip or "")
+        | Q(kind=BlockKind.DEVICE, value=device or "")
+    ).exclude(value="")
+    for item in listed:
+        hold(
+            "blocked", _("%(kind)s在风控名单中：%(reason)s") % {"kind": item.get_kind_display(), "reason": item.reason}
+        )
+    if rules.member_claims_per_hour:
+        count = Claim.objects.filter(member=member, created_at__gte=since).count()
+        if count >= rules.member_claims_per_hour:
+            hold("member_velocity", _("该会员一小时内已抽奖 %(count)d 次") % {"count": count})
+    if rules.device_claims_per_hour and device:
+        count = Claim.objects.filter(device=device, created_at__gte=since).count()
+        if count >= rules.device_claims_per_hour:
+            hold("device_velocity", _("该设备一小时内已抽奖 %(count)d 次") % {"count": count})
+    if rules.ip_claims_per_hour and ip:
+        count = Claim.objects.filter(ip=ip, created_at__gte=since).count()
+        if count >= rules.ip_claims_per_hour:
+            hold("ip_velocity", _("该 IP 一小时内已抽奖 %(count)d 次") % {"count": count})
+    if rules.new_member_minutes and rules.new_member_burst and ip:
+        window = now - timedelta(minutes=rules.new_member_minutes)
+        if member.created_at >= window:
+            newcomers = (
+                Claim.objects.filter(ip=ip, created_at__gte=window, member__created_at__gte=window)
+                .values("member_id")
+                .distinct()
+                .count()
+            )
+            if newcomers >= rules.new_member_burst:
+                detail = _("同一 IP 在 %(minutes)d 分钟内有 %(count)d 个新会员抽奖")
+                hold("new_member_burst", detail % {"minutes": rules.new_member_minutes, "count": newcomers})
+    if (
+        rules.hold_outside_dealer_area
+        and dealer is not None
+        and region_code
+        and dealer_covers(dealer, region_code) is False
+    ):
+        detail = _("扫码地 %(region)s 不在经销商 %(dealer)s 的授权区域")
+        hold("outside_dealer_area", detail % {"region": region_code, "dealer": dealer.name})
+    return reasons
