@@ -168,10 +168,23 @@ def member_home(request: HttpRequest) -> HttpResponse:
     member = _require_member(request)
     if isinstance(member, HttpResponse):
         return member
+    from rewards.models import Claim, PayoutStatus
+
     entries = list(PointsEntry.objects.filter(member=member).order_by("-id")[:50])
+    prizes = list(
+        Claim.objects.filter(member=member, prize__isnull=False)
+        .select_related("prize", "campaign", "payout")
+        .order_by("-id")[:20]
+    )
+    account = wechat_config.load()
     context: dict[str, Any] = {
         "member": member,
         "entries": entries,
+        "prizes": prizes,
+        "submitted": PayoutStatus.SUBMITTED,
+        "mchid": account.mchid if account is not None else "",
+        "appid": account.appid if account is not None else "",
+        "simulated": settings.WECHAT_SIMULATED,
         "privacy_accepted": members.has_consent(
             member, ConsentPurpose.PRIVACY_POLICY, version=settings.PRIVACY_POLICY_VERSION
         ),
@@ -241,3 +254,25 @@ def privacy_consent(request: HttpRequest) -> HttpResponse:
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
     return HttpResponseRedirect(_safe_next(request, request.POST.get("next"), reverse("member-home")))
+
+
+@require_POST
+def simulate_confirm(request: HttpRequest, payout_id: int) -> HttpResponse:
+    """Demo only (WECHAT_SIMULATED): what tapping "确认收款" inside WeChat does, done through the local
+    simulator's control API, since a desktop browser has no WeChat to open."""
+    import urllib.request
+
+    from rewards.models import Payout, PayoutStatus
+
+    member = _require_member(request)
+    if isinstance(member, HttpResponse):
+        return member
+    if not settings.WECHAT_SIMULATED:
+        return _notice(request, _("无法操作"), _("请在微信中确认收款。"), 404)
+    payout = Payout.objects.filter(pk=payout_id, member=member, status=PayoutStatus.SUBMITTED).first()
+    if payout is None:
+        return _notice(request, _("无法操作"), _("没有待确认的红包。"), 404)
+    url = f"{settings.WECHAT_PAY_BASE_URL.rstrip('/')}/_sim/transfers/{payout.out_bill_no}/confirm"
+    with urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b"{}"), timeout=5):  # noqa: S310
+        pass
+    return HttpResponseRedirect(reverse("member-home"))

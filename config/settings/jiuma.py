@@ -47,6 +47,9 @@ WECHAT_OAUTH_BASE_URL = env.str("JIUMA_WECHAT_OAUTH_BASE_URL", default="https://
 WECHAT_API_BASE_URL = env.str("JIUMA_WECHAT_API_BASE_URL", default="https://api.weixin.qq.com/")
 WECHAT_PAY_BASE_URL = env.str("JIUMA_WECHAT_PAY_BASE_URL", default="https://api.mch.weixin.qq.com")
 WECHAT_TIMEOUT_SECONDS = env.float("JIUMA_WECHAT_TIMEOUT_SECONDS", default=5.0)
+# The demo runs against the simulator: consumer pages then offer what only WeChat's client can do
+# (confirming a transfer) through the simulator's control API. Never set in production.
+WECHAT_SIMULATED = env.bool("JIUMA_WECHAT_SIMULATED", default=False)
 # A consumer stays identified on a host (signed cookie) this long.
 MEMBER_SESSION_DAYS = env.int("JIUMA_MEMBER_SESSION_DAYS", default=30)
 # The version of the consumer privacy policy text (frontends' privacy page); a new version asks again.

@@ -262,6 +262,7 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/m/me/",
         "/m/me/export/",
         "/m/me/erase/",
+        "/m/me/payouts/{payout_id}/simulate-confirm/",
         "/m/privacy/",
         "/m/privacy/consent/",
         "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
@@ -297,6 +298,7 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "upload_id": "1",
             "key_id": "1",
             "campaign_id": "1",
+            "payout_id": "1",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
