@@ -34,6 +34,7 @@ urlpatterns = [
     path("m/privacy/consent/", consumer.privacy_consent, name="privacy-consent"),
     # WeChat Pay's notifications (signed and encrypted by WeChat; checked in rewards.services.payouts).
     path("pay/notify/", wechat_pay.notify, name="wechat-pay-notify"),
+    path("pay/notify/<int:number>/", wechat_pay.notify, name="wechat-pay-notify-by-number"),
     # Terminal H5: outbound and receiving by case code (phones and handheld scanners).
     path("t/login/", terminal.terminal_login, name="terminal-login"),
     path("t/", terminal.terminal, name="terminal"),

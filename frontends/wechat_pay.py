@@ -22,7 +22,10 @@ _MAX_BODY = 64 * 1024
 
 @csrf_exempt
 @require_POST
-def notify(request: HttpRequest) -> HttpResponse:
+def notify(request: HttpRequest, number: int | None = None) -> HttpResponse:
+    """`number`: the brand number of the platform address form (routed to the brand already)."""
+    if number is not None and number != getattr(request.tenant, "number", None):  # type: ignore[attr-defined]
+        return JsonResponse({"code": "FAIL", "message": "unknown brand"}, status=404)
     body = request.body
     if len(body) > _MAX_BODY:
         return JsonResponse({"code": "FAIL", "message": "body too large"}, status=413)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from tenants import health
 from tenants.api.errors import error_response
 from tenants.db import connection
 from tenants.models import TenantStatus
-from tenants.resolution import resolve_host
+from tenants.resolution import resolve_host, resolve_number
 
 GetResponse = Callable[[HttpRequest], HttpResponse]
 
@@ -150,3 +151,28 @@ class TenantStatusMiddleware:
         if request.path.startswith("/api/"):
             return JsonResponse({"code": code, "message": message}, status=status)
         return render(request, "frontends/notice.html", {"title": _("暂停服务"), "message": message}, status=status)
+
+
+class BrandNumberPathMiddleware:
+    """Paths on a platform host that name a brand by its number (settings.BRAND_NUMBER_PATHS, each a
+    regex with a `number` group) are served by that brand, e.g. WeChat Pay's notifications, which
+    reach every brand at one platform address (`/pay/notify/<number>/`) whatever its own domains.
+    Runs before TenantMiddleware, which leaves a routed request alone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.patterns = [re.compile(pattern) for pattern in settings.BRAND_NUMBER_PATHS]
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        host = request_host(request)
+        if host in settings.PLATFORM_HOSTS:
+            for pattern in self.patterns:
+                match = pattern.match(request.path)
+                if match is None:
+                    continue
+                tenant = resolve_number(int(match["number"]))
+                if tenant is None or tenant.status == TenantStatus.DELETED:
+                    return no_such_brand(request, "frontends/notice.html", _("页面不存在"), _("没有找到这个品牌。"))
+                route_to_brand(request, tenant, host)
+                break
+        return self.get_response(request)

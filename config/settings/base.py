@@ -51,6 +51,7 @@ AUTH_USER_MODEL = "brand.User"
 MIDDLEWARE = [
     "tenants.middleware.HealthCheckMiddleware",
     "codes.middleware.CodeHostMiddleware",
+    "tenants.middleware.BrandNumberPathMiddleware",
     "tenants.middleware.TenantMiddleware",
     "tenants.middleware.MalformedQueryMiddleware",
     "django.middleware.security.SecurityMiddleware",

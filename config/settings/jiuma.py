@@ -54,5 +54,11 @@ WECHAT_SIMULATED = env.bool("JIUMA_WECHAT_SIMULATED", default=False)
 MEMBER_SESSION_DAYS = env.int("JIUMA_MEMBER_SESSION_DAYS", default=30)
 # The version of the consumer privacy policy text (frontends' privacy page); a new version asks again.
 PRIVACY_POLICY_VERSION = env.str("JIUMA_PRIVACY_POLICY_VERSION", default="2026-11")
-# Where WeChat Pay sends its notifications for a brand: {domain} is the brand's primary domain.
-WECHAT_PAY_NOTIFY_URL = env.str("JIUMA_WECHAT_PAY_NOTIFY_URL", default="https://{domain}/pay/notify/")
+# Where WeChat Pay sends a brand's notifications: {number} is the brand number, {domain} its primary
+# domain. The default is one platform address for every brand (routed by BRAND_NUMBER_PATHS), so
+# notifications arrive whatever state a brand's own domains and certificates are in.
+WECHAT_PAY_NOTIFY_URL = env.str(
+    "JIUMA_WECHAT_PAY_NOTIFY_URL", default=f"https://{PLATFORM_HOSTS[0]}/pay/notify/{{number}}/"
+)
+# Paths on platform hosts served by the brand whose number they carry (tenants.middleware).
+BRAND_NUMBER_PATHS = [r"^/pay/notify/(?P<number>\d{1,5})/$"]

@@ -49,10 +49,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("JIUMA_DEMO_PORT", "8000")))
     parser.add_argument("--check", action="store_true", help="start, verify the URLs, stop")
+    parser.add_argument(
+        "--wechat-port", type=int, default=int(os.environ.get("JIUMA_DEMO_WECHAT_PORT", "8765")), help="simulator port"
+    )
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # Scan URLs of the demo point at this server through the short code host c.localhost.
     os.environ.setdefault("JIUMA_CODE_URL_PREFIX", f"HTTP://C.LOCALHOST:{args.port}/C/")
+    # WeChat (login, red packets) is the local simulator; every process started below inherits this.
+    sim = f"http://127.0.0.1:{args.wechat_port}"
+    os.environ.update(
+        {
+            "JIUMA_WECHAT_OAUTH_BASE_URL": f"{sim}/connect/",
+            "JIUMA_WECHAT_API_BASE_URL": f"{sim}/",
+            "JIUMA_WECHAT_PAY_BASE_URL": sim,
+            "JIUMA_WECHAT_SIMULATED": "1",
+            "JIUMA_WECHAT_PAY_NOTIFY_URL": f"http://127.0.0.1:{args.port}/pay/notify/{{number}}/",
+        }
+    )
 
     print("==> migrating the public schema and every brand schema")
     manage("migrate_schemas", "-v", "0")
@@ -78,7 +92,20 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
-        print("==> starting the Celery worker, beat and the web server")
+        print("==> starting the WeChat simulator, the Celery worker, beat and the web server")
+        children.append(
+            start(
+                "wechat-simulator",
+                [
+                    PY,
+                    str(ROOT / "platform" / "local" / "wechat_simulator.py"),
+                    "--port",
+                    str(args.wechat_port),
+                    "--notify-retry-schedule",
+                    "1,5,30",
+                ],
+            )
+        )
         celery = [str(ROOT / ".venv" / "bin" / "celery"), "-A", "config"]
         children.append(start("worker", [*celery, "worker", "-c", "2", "-l", "INFO"]))
         children.append(
@@ -106,6 +133,8 @@ def main() -> int:
         print("==> seeding the demo brand (provisioned by the worker)")
         manage("seed_demo", "--wait", "90")
         manage("seed_demo_codes")
+        wait_http(f"{sim}/_sim/state", "127.0.0.1")
+        manage("seed_demo_rewards")
         base = f"http://127.0.0.1:{args.port}"
         wait_http(f"{base}/healthz", "localhost")
         wait_http(f"{base}/api/v1/site/", "demo.localhost")
@@ -122,7 +151,9 @@ Jiuma demo is running.
       HTTP Basic ops / Ops-demo-2026, or
       Authorization: Bearer jmo_demo_ops_token_change_me_in_production
   Health / readiness           http://localhost:{port}/healthz   http://localhost:{port}/readyz
-  Scan pages                   the two URLs printed above (a cap's outer and inner code)
+  Scan pages                   the two URLs printed above (a cap's outer and inner code): open the
+                               inner one to draw; WeChat login and red packets run on the simulator
+  WeChat simulator             {sim}/_sim/state   (login personas, transfers, notifications)
 
   Try: curl -H 'Authorization: Bearer jmo_demo_ops_token_change_me_in_production' \\
          -H 'Content-Type: application/json' http://localhost:{port}/ops/api/v1/brands/ \\

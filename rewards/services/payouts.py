@@ -56,7 +56,7 @@ def notify_url() -> str:
     domain = (
         Domain.objects.filter(tenant_id=connection.tenant.pk, is_primary=True).values_list("domain", flat=True).first()
     )
-    return settings.WECHAT_PAY_NOTIFY_URL.format(domain=domain or "localhost")
+    return settings.WECHAT_PAY_NOTIFY_URL.format(domain=domain or "localhost", number=connection.tenant.number)
 
 
 def _tomorrow(now: datetime) -> datetime:

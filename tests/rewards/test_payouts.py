@@ -196,3 +196,27 @@ def test_held_payouts_wait_for_review(alpha_pay: PayBrand) -> None:
     assert rejected.status == PayoutStatus.CANCELLED
     assert Campaign.objects.get().spent_fen == 288
     assert not _bills(alpha_pay, other)
+
+
+def test_notifications_reach_the_brand_at_the_one_platform_address(alpha_pay: PayBrand) -> None:
+    payout = _won(alpha_pay)
+    payouts.pay(payout.pk)
+    assert payouts.notify_url() == alpha_pay.catcher.url  # the fixture's; the default names the brand number
+    alpha_pay.simulator.confirm_transfer(payout.out_bill_no, alpha_pay.mchid)
+    _wait_for_notifications(alpha_pay, 1)
+    _headers, body = alpha_pay.catcher.received[-1]
+    platform = Client(HTTP_HOST="localhost")
+    meta = alpha_pay.catcher.meta(-1)
+    assert platform.post("/pay/notify/65000/", data=body, content_type="application/json", **meta).status_code == 404
+    number = alpha_pay.brand.tenant.number
+    answer = platform.post(f"/pay/notify/{number}/", data=body, content_type="application/json", **meta)
+    assert answer.status_code == 204
+    payout.refresh_from_db()
+    assert payout.status == PayoutStatus.SUCCEEDED
+
+
+def test_the_default_notify_address_names_the_brand_number(alpha_pay: PayBrand) -> None:
+    from django.test import override_settings
+
+    with override_settings(WECHAT_PAY_NOTIFY_URL="https://pay.example.cn/pay/notify/{number}/"):
+        assert payouts.notify_url() == f"https://pay.example.cn/pay/notify/{alpha_pay.brand.tenant.number}/"

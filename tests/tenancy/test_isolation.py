@@ -266,6 +266,7 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/m/privacy/",
         "/m/privacy/consent/",
         "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
+        "/pay/notify/{number}/",
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
         "/t/",
         "/t/scan/",
@@ -299,6 +300,7 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "key_id": "1",
             "campaign_id": "1",
             "payout_id": "1",
+            "number": "1",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
