@@ -62,3 +62,6 @@ def alpha_owner_cookies(alpha: Brand) -> dict[str, str]:
 @pytest.fixture
 def cookies_of() -> Callable[[Brand, str], dict[str, str]]:
     return signed_in_cookies
+
+
+from tests.support.wechat import wechat_sim  # noqa: E402, F401 (fixture of the payout-through-the-worker test)

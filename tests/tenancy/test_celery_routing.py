@@ -268,3 +268,73 @@ def test_a_cache_entry_written_by_a_task_is_scoped_to_the_senders_schema(
         for schema in (alpha.schema, beta.schema):
             with schema_context(schema):
                 cache.delete(key)
+
+
+# --- a red packet paid by the real worker ----------------------------------------------------------
+
+
+def test_a_won_red_packet_is_paid_by_the_worker_through_the_broker(
+    worker: Worker, alpha: Brand, wechat_sim: Any
+) -> None:
+    """The claim's transaction enqueues rewards.pay on commit; the worker (in alpha's schema) sends the
+    transfer to the WeChat Pay simulator. Everything committed from another connection, removed after."""
+    from django.test import override_settings
+
+    from commerce.models import Member
+    from commerce.wechat import config
+    from rewards.models import BudgetEntry, Campaign, Claim, MemberCampaignCounter, Payout, PayoutStatus, Prize
+    from rewards.services import claims
+    from rewards.services.campaigns import PrizeSpec
+    from rewards.services.claims import ClaimContext
+    from tests.rewards.conftest import running_campaign
+    from tests.support.wechat import simulator_module
+
+    module = simulator_module()
+    credentials = module.merchant_credentials()
+    mchid, appid, apiv3_key = f"18{alpha.tenant.number:08d}", f"wxworker{alpha.tenant.number:010d}", "w" * 32
+    platform = wechat_sim.simulator.add_merchant(
+        mchid, appid, credentials.public_key_pem, credentials.cert_serial_no, apiv3_key
+    )
+    wechat_sim.simulator.add_official_account(appid, "worker-secret")
+
+    def setup() -> int:
+        with tenant_context(alpha.tenant):
+            config.save(
+                appid=appid,
+                secret="worker-secret",
+                mchid=mchid,
+                merchant_serial_no=credentials.cert_serial_no,
+                private_key=credentials.private_key_pem,
+                apiv3_key=apiv3_key,
+                platform_public_key_id=platform.public_key_id,
+                platform_public_key=platform.public_key_pem,
+            )
+            running_campaign([PrizeSpec(name="红包", kind="cash", amount_fen=520, odds_ppm=1_000_000, quantity=3)])
+            member = Member.objects.create(openid="o-worker-paid")
+            result = claims.claim(member, ClaimContext(serial=990_001))  # commits: enqueues on commit
+            assert result.payout is not None
+            return result.payout.pk
+
+    def cleanup() -> None:
+        with tenant_context(alpha.tenant):
+            config.forget()
+            Payout.objects.all().delete()
+            BudgetEntry.objects.all().delete()
+            Claim.objects.all().delete()
+            MemberCampaignCounter.objects.all().delete()
+            Prize.objects.all().delete()
+            Campaign.objects.all().delete()
+            Member.objects.filter(openid="o-worker-paid").delete()
+            from commerce.models import WeChatConfig
+
+            WeChatConfig.objects.all().delete()
+
+    with override_settings(WECHAT_PAY_BASE_URL=wechat_sim.base_url, WECHAT_PAY_NOTIFY_URL="http://127.0.0.1:9/"):
+        try:
+            payout_id = _in_another_connection(setup)
+            assert worker.result_of("rewards.pay", payout_id) == PayoutStatus.SUBMITTED
+            bills = [b for b in wechat_sim.simulator.transfer_bills(mchid) if b["transfer_amount"] == 520]
+            assert len(bills) == 1
+            assert bills[0]["state"] == "WAIT_USER_CONFIRM"
+        finally:
+            _in_another_connection(cleanup)
