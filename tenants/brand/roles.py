@@ -78,6 +78,8 @@ _FINANCE_MODELS = {
     "pointsentry",
     "settlement",
     "budget",
+    "budgetentry",
+    "paynotification",
 }
 _WAREHOUSE_APPS = {"codes"}
 _WAREHOUSE_MODELS = {"outbound", "stockmovement", "inventory", "shipment"}
