@@ -39,6 +39,7 @@ urlpatterns = [
     path("t/login/", terminal.terminal_login, name="terminal-login"),
     path("t/", terminal.terminal, name="terminal"),
     path("t/scan/", terminal.terminal_scan, name="terminal-scan"),
+    path("t/redeem/", terminal.terminal_redeem, name="terminal-redeem"),
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/v1/codes/", include("codes.api.urls")),

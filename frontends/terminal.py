@@ -105,3 +105,28 @@ def terminal_scan(request: HttpRequest) -> JsonResponse:
         text, mode["kind"], dealer=dealer, store=mode.get("store"), by_name=user.get_username(), source="terminal"
     )
     return JsonResponse({"outcome": str(result.outcome), "message": result.message, "bottles": result.bottles})
+
+
+@require_POST
+def terminal_redeem(request: HttpRequest) -> JsonResponse:
+    """A store's staff redeem (核销) a consumer's prize code: {"code"} → the prize handed over."""
+    from rewards.services import redemptions
+    from tenants.errors import JiumaError
+
+    if not request.user.is_authenticated:
+        return JsonResponse({"code": "not_authenticated", "message": _("请先登录。")}, status=401)
+    mode = _mode(request)
+    if mode is None or mode.get("store") is None:
+        return JsonResponse({"code": "permission_denied", "message": _("只有门店人员可以核销奖品。")}, status=403)
+    try:
+        body = json.loads(request.body or b"{}")
+        text = str(body.get("code", ""))[:64]
+    except (ValueError, AttributeError):
+        return JsonResponse({"code": "malformed_request", "message": _("请求内容格式错误。")}, status=400)
+    user: Any = request.user
+    try:
+        done = redemptions.redeem(text, store=mode["store"], staff=user.get_username())
+    except JiumaError as exc:
+        return JsonResponse({"code": exc.code, "message": exc.message}, status=exc.status_code)
+    message = _("核销成功：%(prize)s") % {"prize": done.prize_name}
+    return JsonResponse({"outcome": "redeemed", "message": message, "prize": done.prize_name})

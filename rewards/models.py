@@ -320,3 +320,47 @@ class BlockedItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.value}"
+
+
+class RedemptionStatus(models.TextChoices):
+    ISSUED = "issued", _("待核销")
+    REDEEMED = "redeemed", _("已核销")
+    CANCELLED = "cancelled", _("已作废")
+
+
+class Redemption(models.Model):
+    """A physical prize's one-time redemption code (核销码): shown to the winner, entered by a store's
+    staff in the terminal H5 when the prize is handed over. Redeemed once (a guarded update)."""
+
+    claim = models.OneToOneField(Claim, on_delete=models.PROTECT, related_name="redemption")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
+    prize = models.ForeignKey(Prize, on_delete=models.PROTECT, verbose_name=_("奖项"))
+    code = models.CharField(_("核销码"), max_length=12, unique=True)
+    status = models.CharField(
+        _("状态"), max_length=10, choices=RedemptionStatus.choices, default=RedemptionStatus.ISSUED
+    )
+    expires_at = models.DateTimeField(_("有效期至"))
+    store = models.ForeignKey(
+        "commerce.Store", null=True, blank=True, on_delete=models.PROTECT, verbose_name=_("核销门店")
+    )
+    redeemed_by = models.CharField(_("核销人"), max_length=150, blank=True)
+    redeemed_at = models.DateTimeField(_("核销时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("发放时间"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("奖品核销")
+        verbose_name_plural = _("奖品核销")
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status="redeemed", redeemed_at__isnull=False) | ~models.Q(status="redeemed"),
+                name="redemption_redeemed_has_time",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.get_status_display()}"
+
+    @property
+    def display_code(self) -> str:
+        return f"{self.code[:4]}-{self.code[4:8]}-{self.code[8:]}"

@@ -41,6 +41,7 @@ from rewards.models import (
     PayoutStatus,
     Prize,
     PrizeKind,
+    Redemption,
 )
 from rewards.services import campaigns
 from tenants.db import connection
@@ -67,6 +68,7 @@ class ClaimResult:
     prize: Prize | None
     payout: Payout | None = None
     points_entry: PointsEntry | None = None
+    redemption: Redemption | None = None
 
 
 def bill_no(source: str) -> str:
@@ -212,6 +214,12 @@ def _effects(member: Member, campaign: Campaign, record: Claim, prize: Prize | N
             now=now,
         )
         return ClaimResult(claim=record, prize=prize, points_entry=entry)
+    if prize.kind == PrizeKind.PHYSICAL and record.status != ClaimStatus.HELD:
+        from rewards.services import redemptions
+
+        record.campaign = campaign
+        record.prize = prize
+        return ClaimResult(claim=record, prize=prize, redemption=redemptions.issue(record, now=now))
     return ClaimResult(claim=record, prize=prize)
 
 
@@ -228,7 +236,7 @@ def _enqueue_payout(payout_id: int) -> None:
 
 
 def existing_claim(serial: int) -> Claim | None:
-    return Claim.objects.select_related("prize", "campaign").filter(serial=serial).first()
+    return Claim.objects.select_related("prize", "campaign", "redemption").filter(serial=serial).first()
 
 
 def review(record: Claim, *, approve: bool, actor: str, now: datetime | None = None) -> Claim:
@@ -257,6 +265,10 @@ def review(record: Claim, *, approve: bool, actor: str, now: datetime | None = N
                     note=f"{locked.campaign.name} · {prize.name}",
                     now=now,
                 )
+            if prize is not None and approve and prize.kind == PrizeKind.PHYSICAL:
+                from rewards.services import redemptions
+
+                redemptions.issue(locked, now=now)
             if prize is not None and not approve:
                 Prize.objects.filter(pk=prize.pk, awarded__gt=0).update(awarded=F("awarded") - 1)
     locked.refresh_from_db()

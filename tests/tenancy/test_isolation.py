@@ -270,6 +270,7 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
         "/t/",
         "/t/scan/",
+        "/t/redeem/",
         "/api/v1/auth/csrf/",
         "/api/v1/auth/login/",
         "/api/v1/auth/logout/",
