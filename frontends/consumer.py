@@ -79,13 +79,29 @@ def sign_in(response: HttpResponse, request: HttpRequest, member: Member) -> Htt
     return response
 
 
+_domains: dict[int, tuple[float, str | None]] = {}
+_DOMAIN_SECONDS = 60.0
+
+
+def _primary_domain(tenant: Any) -> str | None:
+    """The brand's primary domain, kept per process for a minute (it rarely changes)."""
+    import time
+
+    from tenants.models import Domain
+
+    cached = _domains.get(tenant.pk)
+    clock = time.monotonic()
+    if cached is None or cached[0] <= clock:
+        domain = Domain.objects.filter(tenant_id=tenant.pk, is_primary=True).values_list("domain", flat=True).first()
+        cached = (clock + _DOMAIN_SECONDS, domain)
+        _domains[tenant.pk] = cached
+    return cached[1]
+
+
 def brand_url(request: HttpRequest, path: str) -> str:
     """`path` on the brand's own site (its primary domain), from any host serving the brand (e.g.
     the short code host, which routes only scan paths): same scheme and port as this request."""
-    from tenants.models import Domain
-
-    tenant = request.tenant  # type: ignore[attr-defined]
-    domain = Domain.objects.filter(tenant_id=tenant.pk, is_primary=True).values_list("domain", flat=True).first()
+    domain = _primary_domain(request.tenant)  # type: ignore[attr-defined]
     if not domain or domain == request.get_host().split(":")[0]:
         return path
     port = request.get_port()

@@ -43,6 +43,7 @@ from django.utils.translation import gettext_lazy as _
 from codes.models import Batch
 from commerce import regions
 from commerce.models import Dealer, Sku
+from rewards import risk
 from rewards.models import (
     ODDS_SCALE,
     BlockedItem,
@@ -1049,6 +1050,10 @@ class RiskPolicyAdmin(AuditedModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return super().has_add_permission(request) and not RiskPolicy.objects.exists()
 
+    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        risk.forget()  # at once here; other processes within risk.CACHE_SECONDS
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -1064,3 +1069,8 @@ class BlockedItemAdmin(AuditedModelAdmin):
         if not change:
             obj.created_by = request.user.get_username()  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
+        risk.forget()
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        super().delete_model(request, obj)
+        risk.forget()

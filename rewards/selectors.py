@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from commerce import regions
 from rewards.models import Campaign, CampaignStatus
+from tenants.db import connection
+
+# Published campaigns, read at most every PUBLISHED_CACHE_SECONDS per process; which of them runs
+# is decided from their windows at each call, so a start or an end applies to the second. (A
+# campaign is only published before it starts and only cancelled before then too.)
+PUBLISHED_CACHE_SECONDS = 5.0
+_published: dict[str, tuple[float, list[Campaign]]] = {}
 
 
 def running_campaigns(now: datetime) -> list[Campaign]:
-    return list(
-        Campaign.objects.filter(status=CampaignStatus.PUBLISHED, starts_at__lte=now, ends_at__gt=now).order_by(
-            "-priority", "starts_at", "id"
+    schema = connection.schema_name
+    cached = _published.get(schema)
+    clock = time.monotonic()
+    if cached is None or cached[0] <= clock:
+        campaigns = list(
+            Campaign.objects.filter(status=CampaignStatus.PUBLISHED, ends_at__gt=now).order_by(
+                "-priority", "starts_at", "id"
+            )
         )
-    )
+        cached = (clock + PUBLISHED_CACHE_SECONDS, campaigns)
+        _published[schema] = cached
+    return [campaign for campaign in cached[1] if campaign.starts_at <= now < campaign.ends_at]
+
+
+def forget_campaigns() -> None:
+    """Drop this process's list (after publishing or cancelling, and in tests)."""
+    _published.clear()
 
 
 def matches(

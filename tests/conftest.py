@@ -116,10 +116,15 @@ def support_client(db: None) -> Client:
 def _back_to_public() -> Iterator[None]:
     """Every test starts and ends in the public schema with empty per-process caches."""
     from codes.scanning import clear_batch_cache
+    from frontends.consumer import _domains as brand_domains
+    from rewards import caches as reward_caches
 
     resolution.invalidate()
     clear_batch_cache()
+    reward_caches.clear()
+    brand_domains.clear()
     yield
     connection.set_schema_to_public()
     resolution.invalidate()
     clear_batch_cache()
+    reward_caches.clear()

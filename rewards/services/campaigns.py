@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from commerce import regions
-from rewards import draw
+from rewards import draw, selectors
 from rewards.errors import RewardErrorCode as E
 from rewards.models import MAX_PRIZE_FEN, ODDS_SCALE, Campaign, CampaignStatus, Claim, Prize, PrizeKind
 from tenants import keys
@@ -189,6 +189,7 @@ def publish(campaign: Campaign, *, now: datetime | None = None) -> Campaign:
             seed_commitment=draw.commitment(seed),
             published_at=now,
         )
+    selectors.forget_campaigns()
     locked.refresh_from_db()
     return locked
 
@@ -222,6 +223,7 @@ def cancel(campaign: Campaign, *, now: datetime | None = None) -> Campaign:
         if locked.status not in (CampaignStatus.DRAFT, CampaignStatus.PUBLISHED):
             raise Conflict(E.WRONG_STATE, _("该活动不能取消。"))
         Campaign.objects.filter(pk=locked.pk).update(status=CampaignStatus.CANCELLED, ended_at=now)
+    selectors.forget_campaigns()
     locked.refresh_from_db()
     return locked
 
@@ -251,8 +253,24 @@ def end_due(*, now: datetime | None = None) -> list[int]:
     return ended
 
 
+# A published campaign's prizes never change (only their `awarded` counters, which are always
+# updated in the database, never read from here): kept per process once read.
+_prizes: dict[tuple[str, int], dict[int, Prize]] = {}
+
+
+def prizes_of(campaign: Campaign) -> dict[int, Prize]:
+    """The campaign's prizes by id, in published order (cached per process once published)."""
+    key = (connection.schema_name, campaign.pk)
+    found = _prizes.get(key)
+    if found is None:
+        found = {prize.pk: prize for prize in campaign.prizes.order_by("position", "id")}
+        if campaign.status != CampaignStatus.DRAFT:
+            _prizes[key] = found
+    return found
+
+
 def prize_table(campaign: Campaign) -> list[tuple[int, int]]:
-    return list(campaign.prizes.order_by("position", "id").values_list("id", "odds_ppm"))
+    return [(prize.pk, prize.odds_ppm) for prize in prizes_of(campaign).values()]
 
 
 def audit_rows(campaign: Campaign) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,7 +36,6 @@ from rewards.models import (
     Claim,
     ClaimOutcome,
     ClaimStatus,
-    MemberCampaignCounter,
     Payout,
     PayoutStatus,
     Prize,
@@ -104,24 +103,41 @@ def _take(campaign: Campaign, prize: Prize, now: datetime) -> ClaimOutcome | Non
     return None
 
 
+# The member's counters raised under the caps in one statement: a first draw inserts the row; later
+# ones update it only while under the caps (a new day starts the daily count again). No row back:
+# a cap is reached.
+_COUNT = """
+INSERT INTO rewards_membercampaigncounter (member_id, campaign_id, day, day_count, total_count)
+VALUES (%(member)s, %(campaign)s, %(today)s, 1, 1)
+ON CONFLICT (member_id, campaign_id) DO UPDATE SET
+    day_count = CASE WHEN rewards_membercampaigncounter.day = EXCLUDED.day
+                     THEN rewards_membercampaigncounter.day_count + 1 ELSE 1 END,
+    day = EXCLUDED.day,
+    total_count = rewards_membercampaigncounter.total_count + 1
+WHERE (%(total_cap)s = 0 OR rewards_membercampaigncounter.total_count < %(total_cap)s)
+  AND (%(daily_cap)s = 0 OR rewards_membercampaigncounter.day <> EXCLUDED.day
+       OR rewards_membercampaigncounter.day_count < %(daily_cap)s)
+RETURNING total_count
+"""
+
+
 def _count(member: Member, campaign: Campaign, now: datetime) -> int:
     """Raise the member's counters under the caps; returns their total draws (this one included)."""
-    today = timezone.localdate(now)
-    MemberCampaignCounter.objects.get_or_create(member=member, campaign=campaign, defaults={"day": today})
-    room = Q()
-    if campaign.member_total_cap:
-        room &= Q(total_count__lt=campaign.member_total_cap)
-    if campaign.member_daily_cap:
-        room &= ~Q(day=today) | Q(day_count__lt=campaign.member_daily_cap)
-    counters = MemberCampaignCounter.objects.filter(member=member, campaign=campaign)
-    raised = counters.filter(room).update(
-        day_count=Case(When(day=today, then=F("day_count") + 1), default=Value(1)),
-        day=today,
-        total_count=F("total_count") + 1,
-    )
-    if not raised:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _COUNT,
+            {
+                "member": member.pk,
+                "campaign": campaign.pk,
+                "today": timezone.localdate(now),
+                "total_cap": campaign.member_total_cap,
+                "daily_cap": campaign.member_daily_cap,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
         raise Conflict(E.CAP_REACHED, _("您今天的抽奖次数已用完，请明天再来。"))
-    return counters.values_list("total_count", flat=True).get()
+    return int(row[0])
 
 
 def claim(member: Member, context: ClaimContext, *, now: datetime | None = None) -> ClaimResult:
@@ -162,14 +178,14 @@ def claim(member: Member, context: ClaimContext, *, now: datetime | None = None)
             )
             draws = _count(member, campaign, now)
             prize_id = draw.prize_for(ticket, table)
-            prize = Prize.objects.get(pk=prize_id) if prize_id is not None else None
+            prize = campaigns.prizes_of(campaign).get(prize_id) if prize_id is not None else None
             outcome = ClaimOutcome.WON if prize is not None else ClaimOutcome.LOST
             if prize is not None:
                 refused = _take(campaign, prize, now)
                 if refused is not None:
                     outcome, prize = refused, None
             if prize is None and campaign.first_scan_guarantee and draws == 1:
-                guarantee = Prize.objects.filter(campaign=campaign, is_guarantee=True).first()
+                guarantee = next((p for p in campaigns.prizes_of(campaign).values() if p.is_guarantee), None)
                 if guarantee is not None and _take(campaign, guarantee, now) is None:
                     outcome, prize = ClaimOutcome.GUARANTEED, guarantee
             record.outcome, record.prize = outcome, prize
