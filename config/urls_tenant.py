@@ -30,6 +30,8 @@ urlpatterns = [
     path("m/me/export/", consumer.member_export, name="member-export"),
     path("m/me/erase/", consumer.member_erase, name="member-erase"),
     path("m/me/payouts/<int:payout_id>/simulate-confirm/", consumer.simulate_confirm, name="payout-simulate-confirm"),
+    path("m/invite/", consumer.invite, name="invite"),
+    path("m/invite/<str:token>/", consumer.invite_accept, name="invite-accept"),
     path("m/privacy/", consumer.privacy, name="privacy"),
     path("m/privacy/consent/", consumer.privacy_consent, name="privacy-consent"),
     # WeChat Pay's notifications (signed and encrypted by WeChat; checked in rewards.services.payouts).

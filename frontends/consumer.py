@@ -292,3 +292,43 @@ def simulate_confirm(request: HttpRequest, payout_id: int) -> HttpResponse:
     with urllib.request.urlopen(urllib.request.Request(url, method="POST", data=b"{}"), timeout=5):  # noqa: S310
         pass
     return HttpResponseRedirect(reverse("member-home"))
+
+
+@require_GET
+def invite(request: HttpRequest) -> HttpResponse:
+    """The member's own share link and who accepted it."""
+    from rewards.models import Referral, ReferralStatus
+    from rewards.services import referrals
+
+    member = _require_member(request)
+    if isinstance(member, HttpResponse):
+        return member
+    link = request.build_absolute_uri(reverse("invite-accept", args=[referrals.link_token(member)]))
+    made = Referral.objects.filter(inviter=member)
+    context = {
+        "link": link,
+        "invited": made.count(),
+        "rewarded": made.filter(status=ReferralStatus.REWARDED).count(),
+        "program": referrals.program(),
+    }
+    return render(request, "frontends/invite.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """A share link: the (signed-in) visitor accepts the invitation."""
+    from rewards.services import referrals
+
+    inviter = referrals.inviter_of(token)
+    if inviter is None:
+        return _notice(request, _("邀请无效"), _("邀请链接无效或已失效。"), 404)
+    member = _require_member(request)
+    if isinstance(member, HttpResponse):
+        return member
+    if request.method == "GET":
+        return render(request, "frontends/invite_accept.html", {"inviter": inviter, "program": referrals.program()})
+    try:
+        referrals.accept(inviter, member)
+    except JiumaError as exc:
+        return _notice(request, _("无法接受邀请"), exc.message, exc.status_code)
+    return _notice(request, _("已接受邀请"), _("开瓶扫码参与活动，您和好友都将获得酒币奖励。"), 200)

@@ -364,3 +364,54 @@ class Redemption(models.Model):
     @property
     def display_code(self) -> str:
         return f"{self.code[:4]}-{self.code[4:8]}-{self.code[8:]}"
+
+
+class ReferralProgram(models.Model):
+    """The brand's invite rules (one row): both sides earn points when the invitee's first verified
+    scan (their first draw) happens; an inviter is rewarded for at most `max_per_inviter` invitees."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    enabled = models.BooleanField(_("启用邀请有礼"), default=True)
+    inviter_points = models.PositiveIntegerField(_("邀请人奖励酒币"), default=100)
+    invitee_points = models.PositiveIntegerField(_("被邀请人奖励酒币"), default=50)
+    max_per_inviter = models.PositiveIntegerField(_("每位邀请人奖励上限（人）"), default=20)
+    accept_days = models.PositiveIntegerField(_("接受邀请后首次扫码期限（天）"), default=30)
+    updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("邀请有礼规则")
+        verbose_name_plural = _("邀请有礼规则")
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="referral_program_singleton")]
+
+    def __str__(self) -> str:
+        return str(_("邀请有礼规则"))
+
+
+class ReferralStatus(models.TextChoices):
+    PENDING = "pending", _("待首次扫码")
+    REWARDED = "rewarded", _("已奖励")
+    CAPPED = "capped", _("邀请人已达上限")
+    EXPIRED = "expired", _("已过期")
+
+
+class Referral(models.Model):
+    """Who invited whom: one inviter per invitee, made when the invitee accepts a share link."""
+
+    inviter = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="referrals_made")
+    invitee = models.OneToOneField(Member, on_delete=models.PROTECT, related_name="referral")
+    status = models.CharField(_("状态"), max_length=10, choices=ReferralStatus.choices, default=ReferralStatus.PENDING)
+    created_at = models.DateTimeField(_("接受邀请时间"), default=timezone.now)
+    rewarded_at = models.DateTimeField(_("奖励时间"), null=True, blank=True)
+    claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        verbose_name = _("邀请记录")
+        verbose_name_plural = _("邀请记录")
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["inviter", "status"], name="referral_inviter_status")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(inviter=models.F("invitee")), name="referral_not_self")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inviter_id} → {self.invitee_id}"

@@ -190,6 +190,10 @@ def claim(member: Member, context: ClaimContext, *, now: datetime | None = None)
                     outcome, prize = ClaimOutcome.GUARANTEED, guarantee
             record.outcome, record.prize = outcome, prize
             Claim.objects.filter(pk=record.pk).update(outcome=outcome, prize=prize)
+            if draws == 1 and not reasons:  # a first draw in this campaign: maybe an invitee's first scan
+                from rewards.services import referrals
+
+                referrals.on_first_claim(member, record, now=now)
             return _effects(member, campaign, record, prize, now)
     except IntegrityError as exc:
         if Claim.objects.filter(serial=context.serial).exists():

@@ -263,6 +263,8 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/m/me/export/",
         "/m/me/erase/",
         "/m/me/payouts/{payout_id}/simulate-confirm/",
+        "/m/invite/",
+        "/m/invite/{token}/",
         "/m/privacy/",
         "/m/privacy/consent/",
         "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
@@ -302,6 +304,7 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "campaign_id": "1",
             "payout_id": "1",
             "number": "1",
+            "token": "not-a-token",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
