@@ -56,6 +56,8 @@ from rewards.models import (
     PayoutStatus,
     Prize,
     PrizeKind,
+    Referral,
+    ReferralProgram,
     RiskPolicy,
 )
 from rewards.services import campaigns, claims, payouts
@@ -1074,3 +1076,25 @@ class BlockedItemAdmin(AuditedModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
         super().delete_model(request, obj)
         risk.forget()
+
+
+@admin.register(ReferralProgram, site=site)
+class ReferralProgramAdmin(AuditedModelAdmin):
+    """The brand's invite rules (one set; every change audited)."""
+
+    list_display = ("__str__", "enabled", "inviter_points", "invitee_points", "max_per_inviter", "accept_days")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not ReferralProgram.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Referral, site=site)
+class ReferralAdmin(ReadOnlyAdmin):
+    list_display = ("id", "inviter", "invitee", "status", "created_at", "rewarded_at")
+    list_filter = ("status",)
+    search_fields = ("=inviter__id", "=invitee__id")
+    list_select_related = ("inviter", "invitee")
+    fields = ("inviter", "invitee", "status", "created_at", "rewarded_at", "claim")

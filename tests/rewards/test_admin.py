@@ -566,3 +566,27 @@ def test_risk_rules_and_the_block_list_are_kept_in_the_console_and_audited(alpha
         assert RiskPolicy.objects.get().member_claims_per_hour == 3
         assert BlockedItem.objects.get().created_by == "owner"
         assert AuditEntry.objects.filter(object_type__in=["rewards.riskpolicy", "rewards.blockeditem"]).count() == 2
+
+
+def test_referral_rules_are_kept_and_referrals_listed_in_the_console(alpha: Brand) -> None:
+    from rewards.models import Referral
+    from rewards.services import referrals
+
+    with tenant_context(alpha.tenant):
+        inviter, invitee = member("o-inviter"), member("o-invitee")
+        referrals.accept(inviter, invitee)
+    owner = alpha.client("owner")
+    rules = {
+        "enabled": "on",
+        "inviter_points": "80",
+        "invitee_points": "40",
+        "max_per_inviter": "5",
+        "accept_days": "14",
+    }
+    assert owner.post(f"{ADMIN}/referralprogram/add/", rules).status_code == 302
+    assert owner.get(f"{ADMIN}/referral/").status_code == 200
+    assert owner.get(f"{ADMIN}/referral/add/").status_code == 403
+    with tenant_context(alpha.tenant):
+        assert referrals.program().inviter_points == 80
+        assert Referral.objects.count() == 1
+        assert AuditEntry.objects.filter(object_type="rewards.referralprogram").count() == 1
