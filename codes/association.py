@@ -25,7 +25,7 @@ from codes import format as code_format
 from codes.errors import CodeErrorCode
 from codes.keyring import check
 from codes.models import AssociationUpload, Batch, CodeLink, SerialGroup
-from codes.services import batch_of, current_tenant
+from codes.services import batch_of, cached_batch_of, current_tenant
 from tenants.brand import audit
 from tenants.errors import Conflict, JiumaError
 
@@ -213,7 +213,7 @@ def parent_of(group: SerialGroup, serial: int) -> tuple[str, int] | None:
     )
     if link is not None:
         return (link[0], link[1])
-    batch = batch_of(group, serial)
+    batch = cached_batch_of(group, serial)
     if batch is None:
         return None
     if group == SerialGroup.BOTTLE and batch.cases and batch.bottles_per_case:

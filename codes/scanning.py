@@ -6,8 +6,6 @@ rewards/, reacting to the recorded scan (a later issue).
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +19,7 @@ from codes.channel import check_diversion
 from codes.errors import CodeErrorCode
 from codes.keyring import check
 from codes.models import Batch, CodeStatus, CodeSummary, LocatedBy, Scan, ScanSource, SerialGroup
-from codes.services import batch_of
+from codes.services import cached_batch_of
 from commerce import geo
 from commerce.regions import Region
 from commerce.regions import get as get_region
@@ -94,38 +92,6 @@ FROM summary
 """
 
 
-# Batches of each brand, kept in each process for the scan path (batch of a serial with no query).
-# A serial no cached batch covers is looked up in the database (and the cache refreshed), so a new
-# batch is never missed; a batch's details (e.g. a SKU bound later) may lag by BATCH_CACHE_SECONDS.
-BATCH_CACHE_SECONDS = 30.0
-_batch_cache: dict[str, tuple[float, list[Batch]]] = {}
-_batch_cache_lock = threading.Lock()
-_BATCH_CACHE_SIZE = 256
-
-
-def _cached_batch_of(group: SerialGroup, serial: int) -> Batch | None:
-    schema = connection.schema_name
-    now = time.monotonic()
-    entry = _batch_cache.get(schema)
-    batches = entry[1] if entry is not None and entry[0] > now else []
-    for batch in batches:
-        serials = batch.serial_range(group)
-        if serials.start <= serial < serials.stop:
-            return batch
-    found = batch_of(group, serial)
-    if found is not None:
-        with _batch_cache_lock:
-            kept = [batch for batch in batches if batch.pk != found.pk][-(_BATCH_CACHE_SIZE - 1) :]
-            expires = entry[0] if entry is not None and entry[0] > now else now + BATCH_CACHE_SECONDS
-            _batch_cache[schema] = (expires, [*kept, found])
-    return found
-
-
-def clear_batch_cache() -> None:
-    with _batch_cache_lock:
-        _batch_cache.clear()
-
-
 def record_scan(
     text: str,
     *,
@@ -143,7 +109,7 @@ def record_scan(
     if code is None:
         return ScanResult(Verdict.NOT_GENUINE)
     group = SerialGroup.of(code.kind)
-    batch = _cached_batch_of(group, code.serial)
+    batch = cached_batch_of(group, code.serial)
     if batch is None or batch.key_version != code.version:
         # Signed with our key but never issued: a leaked key or a bug, never a genuine bottle.
         return ScanResult(Verdict.NOT_GENUINE, code=code)

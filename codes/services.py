@@ -11,6 +11,8 @@ import math
 import os
 import secrets
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -417,6 +419,39 @@ def batch_of(group: SerialGroup, serial: int) -> Batch | None:
         .select_related("sku__product")
         .first()
     )
+
+
+# Batches of each brand, kept in each process for the scan path (batch of a serial with no query;
+# also the packing lookups of codes.association.parent_of, which need only immutable serial ranges).
+# A serial no cached batch covers is looked up in the database (and the cache refreshed), so a new
+# batch is never missed; a batch's details (e.g. a SKU bound later) may lag by BATCH_CACHE_SECONDS.
+BATCH_CACHE_SECONDS = 30.0
+_batch_cache: dict[str, tuple[float, list[Batch]]] = {}
+_batch_cache_lock = threading.Lock()
+_BATCH_CACHE_SIZE = 256
+
+
+def cached_batch_of(group: SerialGroup, serial: int) -> Batch | None:
+    schema = connection.schema_name
+    now = time.monotonic()
+    entry = _batch_cache.get(schema)
+    batches = entry[1] if entry is not None and entry[0] > now else []
+    for batch in batches:
+        serials = batch.serial_range(group)
+        if serials.start <= serial < serials.stop:
+            return batch
+    found = batch_of(group, serial)
+    if found is not None:
+        with _batch_cache_lock:
+            kept = [batch for batch in batches if batch.pk != found.pk][-(_BATCH_CACHE_SIZE - 1) :]
+            expires = entry[0] if entry is not None and entry[0] > now else now + BATCH_CACHE_SECONDS
+            _batch_cache[schema] = (expires, [*kept, found])
+    return found
+
+
+def clear_batch_cache() -> None:
+    with _batch_cache_lock:
+        _batch_cache.clear()
 
 
 def set_code_status(text: str, status: CodeStatus, *, reason: str = "", actor: Any = None) -> StatusRule:

@@ -115,7 +115,7 @@ def support_client(db: None) -> Client:
 @pytest.fixture(autouse=True)
 def _back_to_public() -> Iterator[None]:
     """Every test starts and ends in the public schema with empty per-process caches."""
-    from codes.scanning import clear_batch_cache
+    from codes.services import clear_batch_cache
     from frontends.consumer import _domains as brand_domains
     from rewards import caches as reward_caches
 
