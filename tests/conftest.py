@@ -116,6 +116,7 @@ def support_client(db: None) -> Client:
 def _back_to_public() -> Iterator[None]:
     """Every test starts and ends in the public schema with empty per-process caches."""
     from codes.services import clear_batch_cache
+    from commerce.wechat import config as wechat_config
     from frontends.consumer import _domains as brand_domains
     from rewards import caches as reward_caches
 
@@ -123,8 +124,11 @@ def _back_to_public() -> Iterator[None]:
     clear_batch_cache()
     reward_caches.clear()
     brand_domains.clear()
+    wechat_config.forget_all()
     yield
     connection.set_schema_to_public()
     resolution.invalidate()
     clear_batch_cache()
     reward_caches.clear()
+    brand_domains.clear()
+    wechat_config.forget_all()

@@ -104,6 +104,12 @@ def save(
     return config
 
 
+def forget_all() -> None:
+    """Drop every brand's cached settings in this process (tests, a brand's deletion)."""
+    with _lock:
+        _cache.clear()
+
+
 def forget() -> None:
     """Drop this process's cached settings of the current brand (after a change)."""
     with _lock:
