@@ -230,7 +230,7 @@ class PrizeForm(forms.ModelForm):  # type: ignore[type-arg]
             is_guarantee=bool(cleaned.get("is_guarantee")),
         )
         try:
-            campaigns._check_prizes([spec])  # this row alone; the table as a whole in the formset
+            campaigns.check_prizes([spec])  # this row alone; the table as a whole in the formset
         except JiumaError as exc:
             raise _invalid(exc) from exc
         self.spec = spec
@@ -254,12 +254,10 @@ class PrizeFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
             if isinstance(form, PrizeForm) and form.spec is not None and not form.cleaned_data.get("DELETE")
         ]
         try:
-            campaigns._check_prizes(self.specs)
+            # The campaign form was validated first: its values are on the (shared) instance.
+            campaigns.check_prizes(self.specs, first_scan_guarantee=self.instance.first_scan_guarantee)
         except JiumaError as exc:
             raise _invalid(exc) from exc
-        # The campaign form was validated first: its values are on the (shared) instance.
-        if self.instance.first_scan_guarantee and not any(spec.is_guarantee for spec in self.specs):
-            raise ValidationError(gettext("开启首扫必中须指定一个必中奖项。"), code="invalid_prize")
 
 
 class PrizeInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -375,7 +373,7 @@ class CampaignForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean_target_regions(self) -> list[str]:
         codes = [code for code in _REGION_SEPARATORS.split(self.cleaned_data.get("target_regions") or "") if code]
         try:
-            return campaigns._check_targets(codes)
+            return campaigns.check_targets(codes)
         except JiumaError as exc:
             raise _invalid(exc) from exc
 
@@ -420,25 +418,6 @@ class CampaignForm(forms.ModelForm):  # type: ignore[type-arg]
             "target_dealer_ids": sorted(dealer.pk for dealer in data.get("target_dealers") or ()),
             "target_region_codes": list(data.get("target_regions") or ()),
         }
-
-
-def _prize_rows(campaign_id: int, specs: Sequence[PrizeSpec]) -> list[Prize]:
-    """As `create_campaign` writes them: only the kind's own amount, positions in table order."""
-    return [
-        Prize(
-            campaign_id=campaign_id,
-            name=spec.name.strip(),
-            kind=spec.kind,
-            amount_fen=spec.amount_fen if spec.kind == PrizeKind.CASH else 0,
-            points=spec.points if spec.kind == PrizeKind.POINTS else 0,
-            value_fen=spec.value_fen if spec.kind == PrizeKind.PHYSICAL else 0,
-            odds_ppm=spec.odds_ppm,
-            quantity=spec.quantity,
-            is_guarantee=spec.is_guarantee,
-            position=index,
-        )
-        for index, spec in enumerate(specs)
-    ]
 
 
 def _audit_state(campaign: Campaign) -> dict[str, Any]:
@@ -629,15 +608,14 @@ class CampaignAdmin(AuditedModelAdmin):
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def _save_draft(self, campaign: Campaign, values: dict[str, Any], specs: Sequence[PrizeSpec]) -> None:
-        """A draft's new fields and prize table, replaced as a whole (a draft has no draws) under the
-        campaign's row lock, refused if it is no longer a draft."""
-        locked = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
-        if locked is None or locked.status != CampaignStatus.DRAFT:
-            raise PermissionDenied
-        before = _audit_state(locked)
-        Campaign.objects.filter(pk=campaign.pk, status=CampaignStatus.DRAFT).update(**values)
-        Prize.objects.filter(campaign_id=campaign.pk).delete()
-        Prize.objects.bulk_create(_prize_rows(campaign.pk, specs))
+        """Through campaigns.update_draft (refused if no longer a draft), audited before/after."""
+        # The stored row (the admin's transaction holds its lock since the form's check), not the
+        # instance the form has already changed.
+        before = _audit_state(Campaign.objects.get(pk=campaign.pk))
+        try:
+            campaigns.update_draft(campaign, values=values, prizes=specs)
+        except JiumaError as exc:
+            raise PermissionDenied from exc
         campaign.refresh_from_db()
         b, a = audit.changed_only(before, _audit_state(campaign))
         if a:

@@ -45,7 +45,9 @@ def _invalid(message: str, code: str = E.INVALID_CAMPAIGN, **fields: Any) -> Jiu
     return JiumaError(code, message, fields={key: str(value)[:100] for key, value in fields.items()})
 
 
-def _check_prizes(prizes: Sequence[PrizeSpec]) -> None:
+def check_prizes(prizes: Sequence[PrizeSpec], *, first_scan_guarantee: bool = False) -> None:
+    """A prize table as a whole: each prize by its kind, odds adding up to at most 100%, at most one
+    guarantee prize, and one when the campaign guarantees the first scan."""
     if not prizes:
         raise _invalid(_("请至少设置一个奖项。"), E.INVALID_PRIZE)
     total = 0
@@ -77,9 +79,12 @@ def _check_prizes(prizes: Sequence[PrizeSpec]) -> None:
         raise _invalid(_("各奖项中奖概率之和不能超过 100%。"), E.ODDS_OVER_ONE, total_ppm=total)
     if guarantees > 1:
         raise _invalid(_("首扫必中奖项只能设置一个。"), E.INVALID_PRIZE)
+    if first_scan_guarantee and not guarantees:
+        raise _invalid(_("开启首扫必中须指定一个必中奖项。"), E.INVALID_PRIZE)
 
 
-def _check_targets(region_codes: Sequence[str]) -> list[str]:
+def check_targets(region_codes: Sequence[str]) -> list[str]:
+    """The region targets, each an existing GB/T 2260 code."""
     checked = []
     for code in region_codes:
         if regions.get(str(code)) is None:
@@ -117,10 +122,8 @@ def create_campaign(
         raise _invalid(_("结束时间须晚于开始时间。"))
     if budget_fen < 0 or not 0 <= pacing_slack_percent <= 100 or member_daily_cap < 0 or member_total_cap < 0:
         raise _invalid(_("预算或限制条件无效。"))
-    _check_prizes(prizes)
-    if first_scan_guarantee and not any(spec.is_guarantee for spec in prizes):
-        raise _invalid(_("开启首扫必中须指定一个必中奖项。"), E.INVALID_PRIZE)
-    regions_checked = _check_targets(target_region_codes)
+    check_prizes(prizes, first_scan_guarantee=first_scan_guarantee)
+    regions_checked = check_targets(target_region_codes)
     with transaction.atomic():
         campaign = Campaign.objects.create(
             name=name.strip(),
@@ -142,22 +145,41 @@ def create_campaign(
             contact=contact,
             created_by=created_by,
         )
-        Prize.objects.bulk_create(
-            Prize(
-                campaign=campaign,
-                name=spec.name.strip(),
-                kind=spec.kind,
-                amount_fen=spec.amount_fen if spec.kind == PrizeKind.CASH else 0,
-                points=spec.points if spec.kind == PrizeKind.POINTS else 0,
-                value_fen=spec.value_fen if spec.kind == PrizeKind.PHYSICAL else 0,
-                odds_ppm=spec.odds_ppm,
-                quantity=spec.quantity,
-                is_guarantee=spec.is_guarantee,
-                position=index,
-            )
-            for index, spec in enumerate(prizes)
-        )
+        Prize.objects.bulk_create(prize_rows(campaign.pk, prizes))
     return campaign
+
+
+def prize_rows(campaign_id: int, prizes: Sequence[PrizeSpec]) -> list[Prize]:
+    """The Prize rows of a table: only the kind's own amount, positions in table order."""
+    return [
+        Prize(
+            campaign_id=campaign_id,
+            name=spec.name.strip(),
+            kind=spec.kind,
+            amount_fen=spec.amount_fen if spec.kind == PrizeKind.CASH else 0,
+            points=spec.points if spec.kind == PrizeKind.POINTS else 0,
+            value_fen=spec.value_fen if spec.kind == PrizeKind.PHYSICAL else 0,
+            odds_ppm=spec.odds_ppm,
+            quantity=spec.quantity,
+            is_guarantee=spec.is_guarantee,
+            position=index,
+        )
+        for index, spec in enumerate(prizes)
+    ]
+
+
+def update_draft(campaign: Campaign, *, values: dict[str, Any], prizes: Sequence[PrizeSpec]) -> Campaign:
+    """A draft's new fields and prize table, replaced as a whole (a draft has no draws) under its
+    row lock; refused once it is no longer a draft. The caller checked `values` and `prizes`."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+        if locked is None or locked.status != CampaignStatus.DRAFT:
+            raise Conflict(E.WRONG_STATE, _("活动已发布或已结束，规则不能再修改。"))
+        Campaign.objects.filter(pk=locked.pk).update(**values)
+        Prize.objects.filter(campaign_id=locked.pk).delete()
+        Prize.objects.bulk_create(prize_rows(locked.pk, prizes))
+    locked.refresh_from_db()
+    return locked
 
 
 def get_campaign(campaign_id: int) -> Campaign:
