@@ -34,7 +34,7 @@ from commerce.models import (
 )
 from commerce.services import channel, points
 from tenants.brand import audit
-from tenants.brand.admin import AuditedModelAdmin, site
+from tenants.brand.admin import AuditedModelAdmin, SingletonAdmin, site
 from tenants.brand.models import AuditAction
 from tenants.errors import JiumaError
 
@@ -491,14 +491,8 @@ class PointsEntryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(PointsPolicy, site=site)
-class PointsPolicyAdmin(AuditedModelAdmin):
+class PointsPolicyAdmin(SingletonAdmin):
     list_display = ("__str__", "expiry_days", "expire_at_year_end", "updated_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return super().has_add_permission(request) and not PointsPolicy.objects.exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class WeChatConfigForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -522,15 +516,9 @@ class WeChatConfigForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(WeChatConfig, site=site)
-class WeChatConfigAdmin(AuditedModelAdmin):
+class WeChatConfigAdmin(SingletonAdmin):
     form = WeChatConfigForm
     list_display = ("appid", "oauth_scope", "mchid", "updated_at")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return super().has_add_permission(request) and not WeChatConfig.objects.exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
         from commerce.wechat import config

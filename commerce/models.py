@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from commerce import regions
+from tenants.brand.models import SingletonModel
 from tenants.brand.roles import CHANNEL_ROLE_NAMES, DEALER_ROLES, STORE_ROLES, ChannelRole
 
 
@@ -440,12 +441,11 @@ class PointsEntry(models.Model):
         return f"{self.member_id} {self.amount:+d} ({self.source})"
 
 
-class PointsPolicy(models.Model):
+class PointsPolicy(SingletonModel):
     """The brand's points rules (one row). Credits expire `expiry_days` after they are earned
     (0: never), or, with `expire_at_year_end`, at the end of the year after the one they were earned in
     (a common rule: 酒币 earned in 2026 lapse on 2027-12-31)."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     expiry_days = models.PositiveIntegerField(_("有效天数"), default=365)
     expire_at_year_end = models.BooleanField(_("次年年底过期"), default=False)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
@@ -459,12 +459,11 @@ class PointsPolicy(models.Model):
         return str(_("酒币规则"))
 
 
-class WeChatConfig(models.Model):
+class WeChatConfig(SingletonModel):
     """The brand's WeChat official account (consumer identity) and WeChat Pay merchant (payments,
     red packets), one row. Secrets are stored wrapped by the platform master key ring, bound to the
     brand and the field (commerce.wechat.config); only public values are in clear."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     appid = models.CharField(_("公众号 AppID"), max_length=32, blank=True)
     secret_key_id = models.CharField(max_length=64, blank=True)
     secret_wrapped = models.BinaryField(null=True, blank=True)

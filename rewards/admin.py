@@ -63,7 +63,7 @@ from rewards.models import (
 from rewards.services import campaigns, claims, payouts
 from rewards.services.campaigns import PrizeSpec
 from tenants.brand import audit
-from tenants.brand.admin import AuditedModelAdmin, site
+from tenants.brand.admin import AuditedModelAdmin, SingletonAdmin, site
 from tenants.brand.models import AuditAction
 from tenants.errors import JiumaError
 
@@ -1013,7 +1013,7 @@ def _review_claims(request: HttpRequest, queryset: QuerySet[Claim], *, approve: 
 
 
 @admin.register(RiskPolicy, site=site)
-class RiskPolicyAdmin(AuditedModelAdmin):
+class RiskPolicyAdmin(SingletonAdmin):
     """The brand's risk rules (every change audited); 0 turns a limit off."""
 
     list_display = (
@@ -1027,15 +1027,9 @@ class RiskPolicyAdmin(AuditedModelAdmin):
         "updated_at",
     )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return super().has_add_permission(request) and not RiskPolicy.objects.exists()
-
     def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         risk.forget()  # at once here; other processes within risk.CACHE_SECONDS
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(BlockedItem, site=site)
@@ -1057,16 +1051,10 @@ class BlockedItemAdmin(AuditedModelAdmin):
 
 
 @admin.register(ReferralProgram, site=site)
-class ReferralProgramAdmin(AuditedModelAdmin):
+class ReferralProgramAdmin(SingletonAdmin):
     """The brand's invite rules (one set; every change audited)."""
 
     list_display = ("__str__", "enabled", "inviter_points", "invitee_points", "max_per_inviter", "accept_days")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return super().has_add_permission(request) and not ReferralProgram.objects.exists()
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Referral, site=site)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import Member
+from tenants.brand.models import SingletonModel
 
 # 反不正当竞争法 art. 10: the top prize of a lottery-type prize sale is at most ¥50,000.
 MAX_PRIZE_FEN = 5_000_000
@@ -275,12 +276,11 @@ class Payout(models.Model):
         return f"{self.out_bill_no} ¥{self.amount_fen / 100:.2f}"
 
 
-class RiskPolicy(models.Model):
+class RiskPolicy(SingletonModel):
     """The brand's risk rules (one row; every change is audited in the admin). A claim that trips any
     rule is held for review: drawn and counted, but its prize not paid or credited until staff approve
     it (rewards.services.claims.review). 0 turns a limit off."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     member_claims_per_hour = models.PositiveIntegerField(_("同一会员每小时抽奖上限"), default=6)
     device_claims_per_hour = models.PositiveIntegerField(_("同一设备每小时抽奖上限"), default=10)
     ip_claims_per_hour = models.PositiveIntegerField(_("同一 IP 每小时抽奖上限"), default=30)
@@ -366,11 +366,10 @@ class Redemption(models.Model):
         return f"{self.code[:4]}-{self.code[4:8]}-{self.code[8:]}"
 
 
-class ReferralProgram(models.Model):
+class ReferralProgram(SingletonModel):
     """The brand's invite rules (one row): both sides earn points when the invitee's first verified
     scan (their first draw) happens; an inviter is rewarded for at most `max_per_inviter` invitees."""
 
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     enabled = models.BooleanField(_("启用邀请有礼"), default=True)
     inviter_points = models.PositiveIntegerField(_("邀请人奖励酒币"), default=100)
     invitee_points = models.PositiveIntegerField(_("被邀请人奖励酒币"), default=50)

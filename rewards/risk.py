@@ -43,7 +43,7 @@ def _current() -> tuple[RiskPolicy, dict[str, frozenset[str]], dict[tuple[str, s
     cached = _rules.get(schema)
     clock = time.monotonic()
     if cached is None or cached[0] <= clock:
-        rules = RiskPolicy.objects.filter(pk=1).first() or RiskPolicy()
+        rules = RiskPolicy.current()
         reasons = {(item.kind, item.value): item.reason for item in BlockedItem.objects.all()}
         listed = {kind: frozenset(value for k, value in reasons if k == kind) for kind in BlockKind.values}
         cached = (clock + CACHE_SECONDS, rules, listed, reasons)

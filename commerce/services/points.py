@@ -36,8 +36,7 @@ _DEBIT_KINDS = frozenset({PointsKind.REDEMPTION})
 
 
 def policy() -> PointsPolicy:
-    found = PointsPolicy.objects.filter(pk=1).first()
-    return found if found is not None else PointsPolicy()
+    return PointsPolicy.current()
 
 
 def expiry_of(earned_at: datetime, rules: PointsPolicy | None = None) -> datetime | None:

@@ -27,7 +27,7 @@ MAX_CHAIN = 64  # how far up the invite chain a loop is looked for
 
 
 def program() -> ReferralProgram:
-    return ReferralProgram.objects.filter(pk=1).first() or ReferralProgram()
+    return ReferralProgram.current()
 
 
 def link_token(inviter: Member) -> str:

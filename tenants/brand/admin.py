@@ -56,6 +56,16 @@ class AuditedModelAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.delete_model(request, obj)
 
 
+class SingletonAdmin(AuditedModelAdmin):
+    """The admin of a brand's one row of settings (SingletonModel): added once, never deleted."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and not self.model._default_manager.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 site = BrandAdminSite(name="admin")
 
 

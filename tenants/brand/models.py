@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -25,10 +25,24 @@ class User(AbstractUser):
         return self.display_name or self.username
 
 
-class BrandProfile(models.Model):
-    """What consumers see of the brand. Exactly one row per schema (id = 1)."""
+class SingletonModel(models.Model):
+    """A brand's one row of settings (id 1 in its schema). Each model also declares the database
+    constraint `id = 1` in its own Meta (constraint names are per model)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def current(cls) -> Self:
+        """The stored row, or the defaults when the brand never saved one."""
+        return cls._default_manager.filter(pk=1).first() or cls()
+
+
+class BrandProfile(SingletonModel):
+    """What consumers see of the brand. Exactly one row per schema (id = 1)."""
+
     display_name = models.CharField(_("品牌展示名"), max_length=100)
     slogan = models.CharField(_("品牌口号"), max_length=200, blank=True)
     service_phone = models.CharField(_("客服电话"), max_length=20, blank=True)
