@@ -306,8 +306,6 @@ def relax_risk_rules() -> str:
 def ready_members(tenant: Any, count: int) -> list[tuple[int, str]]:
     """`count` identified members who accepted the current privacy policy: (member id, Cookie header)."""
     from django.conf import settings
-    from django.http import HttpResponse
-    from django.test import RequestFactory
 
     from commerce.models import ConsentPurpose, Member
     from commerce.services import members
@@ -323,15 +321,12 @@ def ready_members(tenant: Any, count: int) -> list[tuple[int, str]]:
     for member in found:
         if not members.has_consent(member, ConsentPurpose.PRIVACY_POLICY, version=version):
             members.record_consent(member, ConsentPurpose.PRIVACY_POLICY, version=version, granted=True)
-    # The member cookie as the product signs it at login (frontends.consumer.sign_in).
-    request = RequestFactory().get("/", HTTP_HOST=CODE_HOST)
-    request.tenant = tenant  # type: ignore[attr-defined]
-    name = consumer.member_cookie_name(request)
+    # The member cookie as the product signs it at login (frontends.consumer.member_cookie).
     cookies = []
     for member in found:
-        response = consumer.sign_in(HttpResponse(), request, member)
+        name, value = consumer.member_cookie(tenant.number, member.pk)
         # One phone per member: its device cookie too (the scan page would otherwise set one).
-        cookies.append((member.pk, f"{name}={response.cookies[name].value}; jm_device=benchdev{member.pk}"))
+        cookies.append((member.pk, f"{name}={value}; jm_device=benchdev{member.pk}"))
     return cookies
 
 

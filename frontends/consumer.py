@@ -42,6 +42,12 @@ _STATE_COOKIE = "jm_oauth"
 _STATE_SECONDS = 10 * 60
 
 
+def member_cookie(tenant_number: int, member_id: int) -> tuple[str, str]:
+    """The name and signed value of the cookie naming `member_id` at brand `tenant_number`."""
+    value = signing.dumps([tenant_number, member_id], salt=_MEMBER_SALT, compress=False)
+    return f"jm_member_{tenant_number}", value
+
+
 def member_cookie_name(request: HttpRequest) -> str:
     return f"jm_member_{request.tenant.number}"  # type: ignore[attr-defined]
 
@@ -67,9 +73,9 @@ def current_member(request: HttpRequest) -> Member | None:
 
 
 def sign_in(response: HttpResponse, request: HttpRequest, member: Member) -> HttpResponse:
-    value = signing.dumps([request.tenant.number, member.pk], salt=_MEMBER_SALT, compress=False)  # type: ignore[attr-defined]
+    name, value = member_cookie(request.tenant.number, member.pk)  # type: ignore[attr-defined]
     response.set_cookie(
-        member_cookie_name(request),
+        name,
         value,
         max_age=settings.MEMBER_SESSION_DAYS * 86400,
         httponly=True,

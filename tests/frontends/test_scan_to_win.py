@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core import signing
 from django.test import Client
 from django_tenants.utils import tenant_context
 
@@ -15,12 +14,12 @@ from codes.keyring import keyring
 from codes.models import Batch, CodeStatus, Scan, SerialGroup
 from commerce.models import ConsentPurpose, Member
 from commerce.services import members
-from frontends import consumer
 from rewards.models import Campaign, Claim
 from rewards.services import campaigns
 from rewards.services.campaigns import PrizeSpec
 from tests.conftest import Brand
 from tests.rewards.conftest import running_campaign
+from tests.support.members import signed_in
 
 CODE_HOST = "c.localhost"
 RED_PACKET = PrizeSpec(name="二等奖", kind="cash", amount_fen=288, odds_ppm=1_000_000, quantity=50)
@@ -41,10 +40,7 @@ def _inner(brand: Brand, batch: Batch, index: int = 0) -> str:
 
 
 def _signed_in(brand: Brand, member: Member, **extra: Any) -> Client:
-    client = Client(HTTP_HOST=CODE_HOST, **extra)
-    value = signing.dumps([brand.tenant.number, member.pk], salt=consumer._MEMBER_SALT, compress=False)
-    client.cookies[f"jm_member_{brand.tenant.number}"] = value
-    return client
+    return signed_in(brand, member, CODE_HOST, **extra)
 
 
 def _consenting(brand: Brand, openid: str) -> Member:

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import time
 
-from django.core import signing
 from django.test import Client, override_settings
 
 from commerce.models import Member
-from frontends import consumer
 from rewards.models import Payout, PayoutStatus
 from rewards.services import claims, payouts
 from rewards.services.campaigns import PrizeSpec
 from rewards.services.claims import ClaimContext
 from tests.rewards.conftest import running_campaign
+from tests.support.members import signed_in
 from tests.support.wechat import PayBrand
 
 
 def _client(pay: PayBrand, member: Member) -> Client:
-    client = Client(HTTP_HOST=pay.brand.host)
-    value = signing.dumps([pay.brand.tenant.number, member.pk], salt=consumer._MEMBER_SALT, compress=False)
-    client.cookies[f"jm_member_{pay.brand.tenant.number}"] = value
-    return client
+    return signed_in(pay.brand, member)
 
 
 def test_a_red_packet_waits_for_the_members_confirmation_then_shows_as_received(alpha_pay: PayBrand) -> None:

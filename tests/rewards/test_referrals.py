@@ -10,7 +10,6 @@ from django.core import signing
 from django.test import Client
 
 from commerce.models import Member, PointsEntry
-from frontends import consumer
 from rewards.models import Campaign, Claim, MemberCampaignCounter, Prize, Referral, ReferralProgram, ReferralStatus
 from rewards.services import claims, referrals
 from rewards.services.campaigns import PrizeSpec
@@ -18,6 +17,7 @@ from rewards.services.claims import ClaimContext
 from tenants.errors import JiumaError
 from tests.conftest import Brand
 from tests.rewards.conftest import member, running_campaign
+from tests.support.members import signed_in as member_client
 from tests.support.threads import run_concurrently
 
 NOTHING = PrizeSpec(name="谢谢参与", kind="points", points=1, odds_ppm=0, quantity=1)
@@ -95,10 +95,7 @@ def test_the_invite_pages(alpha: Brand) -> None:
         token = referrals.link_token(inviter)
 
     def signed_in(who: Member) -> Client:
-        client = Client(HTTP_HOST=alpha.host)
-        value = signing.dumps([alpha.tenant.number, who.pk], salt=consumer._MEMBER_SALT, compress=False)
-        client.cookies[f"jm_member_{alpha.tenant.number}"] = value
-        return client
+        return member_client(alpha, who)
 
     page = signed_in(inviter).get("/m/invite/").content.decode()
     assert f"/m/invite/{token}/" in page
