@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 import pytest
+from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
@@ -38,6 +39,25 @@ def running_campaign(prizes: list[PrizeSpec], *, budget_fen: int = 1_000_000, **
     Campaign.objects.filter(pk=campaign.pk).update(starts_at=now - timedelta(days=1))
     campaign.refresh_from_db()
     return campaign
+
+
+def remove_campaign(campaign_id: int, member_ids: Iterable[int] = ()) -> None:
+    """Delete a committed campaign and everything its draws wrote, and `member_ids` with their points
+    and referrals (the cleanup of tests that commit from other connections)."""
+    from commerce.models import PointsEntry
+    from rewards.models import BudgetEntry, Claim, MemberCampaignCounter, Payout, Prize, Redemption, Referral
+
+    members = list(member_ids)
+    Redemption.objects.filter(claim__campaign_id=campaign_id).delete()
+    Referral.objects.filter(Q(inviter_id__in=members) | Q(invitee_id__in=members)).delete()
+    Payout.objects.filter(campaign_id=campaign_id).delete()
+    BudgetEntry.objects.filter(campaign_id=campaign_id).delete()
+    PointsEntry.objects.filter(member_id__in=members).delete()
+    Claim.objects.filter(campaign_id=campaign_id).delete()
+    MemberCampaignCounter.objects.filter(campaign_id=campaign_id).delete()
+    Prize.objects.filter(campaign_id=campaign_id).delete()
+    Campaign.objects.filter(pk=campaign_id).delete()
+    Member.objects.filter(pk__in=members).delete()
 
 
 def member(openid: str = "o-member") -> Member:

@@ -10,7 +10,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from commerce.models import Member, PointsEntry
+from commerce.models import Member
 from rewards import selectors
 from rewards.models import BudgetEntry, Campaign, Claim, ClaimOutcome, MemberCampaignCounter, Payout, Prize
 from rewards.services import campaigns, claims
@@ -18,7 +18,7 @@ from rewards.services.campaigns import PrizeSpec
 from rewards.services.claims import ClaimContext
 from tenants.errors import JiumaError
 from tests.conftest import Brand
-from tests.rewards.conftest import member, running_campaign
+from tests.rewards.conftest import member, remove_campaign, running_campaign
 from tests.support.threads import run_concurrently
 
 
@@ -173,17 +173,6 @@ def test_every_draw_is_recomputed_from_the_revealed_seed(in_alpha: Brand) -> Non
 # --- concurrency: committed in separate connections, cleaned up after ---------------------------
 
 
-def _cleanup(campaign_id: int, member_ids: list[int]) -> None:
-    Payout.objects.filter(campaign_id=campaign_id).delete()
-    BudgetEntry.objects.filter(campaign_id=campaign_id).delete()
-    PointsEntry.objects.filter(member_id__in=member_ids).delete()
-    Claim.objects.filter(campaign_id=campaign_id).delete()
-    MemberCampaignCounter.objects.filter(campaign_id=campaign_id).delete()
-    Prize.objects.filter(campaign_id=campaign_id).delete()
-    Campaign.objects.filter(pk=campaign_id).delete()
-    Member.objects.filter(pk__in=member_ids).delete()
-
-
 # Up to 50 connections each: one xdist worker runs them one after the other, so the suite stays
 # under PostgreSQL's default limit of 100 connections.
 many_connections = pytest.mark.xdist_group("many_connections")
@@ -229,7 +218,7 @@ def test_two_hundred_concurrent_claims_take_exactly_the_hundred_prizes(alpha: Br
         ((found,),) = [run_concurrently([totals], tenant=alpha.tenant)]
         assert found == {"won": 100, "sold_out": 100, "awarded": 100, "spent": 30_000, "ledger": 30_000, "payouts": 100}
     finally:
-        run_concurrently([lambda: _cleanup(campaign_id, member_ids)], tenant=alpha.tenant)
+        run_concurrently([lambda: remove_campaign(campaign_id, member_ids)], tenant=alpha.tenant)
 
 
 @many_connections
@@ -260,4 +249,4 @@ def test_fifty_concurrent_scans_of_one_inner_code_pay_once(alpha: Brand) -> None
         (found,) = run_concurrently([totals], tenant=alpha.tenant)
         assert found == (1, 1, 888)
     finally:
-        run_concurrently([lambda: _cleanup(campaign_id, member_ids)], tenant=alpha.tenant)
+        run_concurrently([lambda: remove_campaign(campaign_id, member_ids)], tenant=alpha.tenant)

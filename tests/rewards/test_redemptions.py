@@ -10,13 +10,13 @@ from django_tenants.utils import tenant_context
 
 from commerce.models import ChannelStatus, Member, Store
 from commerce.services import channel
-from rewards.models import Campaign, Claim, MemberCampaignCounter, Prize, Redemption, RedemptionStatus, RiskPolicy
+from rewards.models import Redemption, RedemptionStatus, RiskPolicy
 from rewards.services import claims, redemptions
 from rewards.services.campaigns import PrizeSpec
 from rewards.services.claims import ClaimContext
 from tenants.errors import JiumaError
 from tests.conftest import Brand
-from tests.rewards.conftest import member, running_campaign
+from tests.rewards.conftest import member, remove_campaign, running_campaign
 from tests.support.threads import run_concurrently
 
 GIFT = PrizeSpec(name="定制酒杯一对", kind="physical", value_fen=12_800, odds_ppm=1_000_000, quantity=10)
@@ -143,12 +143,7 @@ def test_two_tills_entering_one_code_at_once_hand_the_prize_over_once(alpha: Bra
     finally:
 
         def cleanup() -> None:
-            Redemption.objects.all().delete()
-            Claim.objects.filter(campaign_id=campaign_id).delete()
-            MemberCampaignCounter.objects.filter(campaign_id=campaign_id).delete()
-            Prize.objects.filter(campaign_id=campaign_id).delete()
-            Campaign.objects.filter(pk=campaign_id).delete()
-            Member.objects.filter(openid="o-tills").delete()
+            remove_campaign(campaign_id, Member.objects.filter(openid="o-tills").values_list("pk", flat=True))
             store = Store.objects.get(pk=store_id)
             Store.objects.filter(pk=store_id).delete()
             from commerce.models import Dealer, DealerArea

@@ -10,13 +10,13 @@ from django.core import signing
 from django.test import Client
 
 from commerce.models import Member, PointsEntry
-from rewards.models import Campaign, Claim, MemberCampaignCounter, Prize, Referral, ReferralProgram, ReferralStatus
+from rewards.models import Referral, ReferralProgram, ReferralStatus
 from rewards.services import claims, referrals
 from rewards.services.campaigns import PrizeSpec
 from rewards.services.claims import ClaimContext
 from tenants.errors import JiumaError
 from tests.conftest import Brand
-from tests.rewards.conftest import member, running_campaign
+from tests.rewards.conftest import member, remove_campaign, running_campaign
 from tests.support.members import signed_in as member_client
 from tests.support.threads import run_concurrently
 
@@ -139,13 +139,7 @@ def test_an_inviter_at_the_cap_is_rewarded_once_when_two_invitees_scan_at_once(a
     finally:
 
         def cleanup() -> None:
-            PointsEntry.objects.filter(member_id__in=ids).delete()
-            Referral.objects.filter(inviter_id=ids[0]).delete()
-            Claim.objects.filter(campaign_id=campaign_id).delete()
-            MemberCampaignCounter.objects.filter(campaign_id=campaign_id).delete()
-            Prize.objects.filter(campaign_id=campaign_id).delete()
-            Campaign.objects.filter(pk=campaign_id).delete()
+            remove_campaign(campaign_id, ids)
             ReferralProgram.objects.all().delete()
-            Member.objects.filter(pk__in=ids).delete()
 
         run_concurrently([cleanup], tenant=alpha.tenant)

@@ -282,11 +282,11 @@ def test_a_won_red_packet_is_paid_by_the_worker_through_the_broker(
 
     from commerce.models import Member
     from commerce.wechat import config
-    from rewards.models import BudgetEntry, Campaign, Claim, MemberCampaignCounter, Payout, PayoutStatus, Prize
+    from rewards.models import Campaign, PayoutStatus
     from rewards.services import claims
     from rewards.services.campaigns import PrizeSpec
     from rewards.services.claims import ClaimContext
-    from tests.rewards.conftest import running_campaign
+    from tests.rewards.conftest import remove_campaign, running_campaign
     from tests.support.wechat import simulator_module
 
     module = simulator_module()
@@ -318,13 +318,9 @@ def test_a_won_red_packet_is_paid_by_the_worker_through_the_broker(
     def cleanup() -> None:
         with tenant_context(alpha.tenant):
             config.forget()
-            Payout.objects.all().delete()
-            BudgetEntry.objects.all().delete()
-            Claim.objects.all().delete()
-            MemberCampaignCounter.objects.all().delete()
-            Prize.objects.all().delete()
-            Campaign.objects.all().delete()
-            Member.objects.filter(openid="o-worker-paid").delete()
+            paid = list(Member.objects.filter(openid="o-worker-paid").values_list("pk", flat=True))
+            for campaign_id in Campaign.objects.values_list("pk", flat=True):
+                remove_campaign(campaign_id, paid)
             from commerce.models import WeChatConfig
 
             WeChatConfig.objects.all().delete()
