@@ -148,6 +148,28 @@ def channel_of_bottle(serial: int) -> BottleChannel | None:
     return BottleChannel(shipped.dealer, shipped.at, case[1], pallet[1])
 
 
+def _latest_receive(group: SerialGroup, serial: int) -> Movement | None:
+    return (
+        Movement.objects.filter(group=group, serial=serial, kind=MovementKind.RECEIVE)
+        .select_related("store")
+        .order_by("-at", "-id")
+        .first()
+    )
+
+
+def received_store_of_bottle(serial: int) -> Store | None:
+    """The store a bottle was received at (入库): the store of its case's latest receiving, else of its
+    pallet's (a case received inside a pallet that was scanned whole). None if never received."""
+    case = parent_of(SerialGroup.BOTTLE, serial)
+    if case is None:
+        return None
+    received = _latest_receive(SerialGroup.CASE, case[1])
+    if received is None:
+        pallet = parent_of(SerialGroup.CASE, case[1])
+        received = _latest_receive(SerialGroup.PALLET, pallet[1]) if pallet is not None else None
+    return received.store if received is not None else None
+
+
 def check_diversion(
     *, serial: int, scan_id: int, scanned_at: datetime, region_code: str, located_by: str = LocatedBy.IP
 ) -> DiversionAlert | None:
@@ -206,3 +228,95 @@ def check_diversion(
             )
     except IntegrityError:  # another scan of the same bottle raised it a moment ago
         return None
+
+
+# --- a bottle's whole channel in one statement (the scan-to-win path) ----------------------------
+
+
+@dataclass(frozen=True)
+class BottlePath:
+    """Where a bottle went: its case and pallet, the dealer its case (else pallet) was last shipped
+    to, and the store its case (else pallet) was last received at."""
+
+    case_serial: int | None
+    pallet_serial: int | None
+    dealer_id: int | None
+    outbound_at: datetime | None
+    store_id: int | None
+
+
+# The case of the bottle (an uploaded link, else sequential packing, passed in), the pallet of that
+# case (likewise; the sequential pallet only when the case is the sequential one), then the latest
+# outbound and the latest receiving of the case, else of the pallet: what channel_of_bottle and
+# received_store_of_bottle find with up to six statements, in one.
+_PATH = """
+WITH c AS (
+    SELECT COALESCE(
+        (SELECT parent_serial FROM codes_codelink WHERE child_group = 'bottle' AND child_serial = %(bottle)s),
+        %(seq_case)s::bigint
+    ) AS serial
+), p AS (
+    SELECT c.serial AS case_serial,
+           COALESCE(
+               (SELECT l.parent_serial FROM codes_codelink l
+                WHERE l.child_group = 'case' AND l.child_serial = c.serial),
+               CASE WHEN c.serial = %(seq_case)s::bigint THEN %(seq_pallet)s::bigint END
+           ) AS pallet_serial
+    FROM c
+    WHERE c.serial IS NOT NULL
+)
+SELECT p.case_serial, p.pallet_serial, o.dealer_id, o.at, r.store_id
+FROM p
+LEFT JOIN LATERAL (
+    SELECT m.dealer_id, m.at FROM codes_movement m
+    WHERE m.kind = 'outbound'
+      AND ((m."group" = 'case' AND m.serial = p.case_serial) OR (m."group" = 'pallet' AND m.serial = p.pallet_serial))
+    ORDER BY (m."group" = 'case') DESC, m.at DESC, m.id DESC
+    LIMIT 1
+) o ON true
+LEFT JOIN LATERAL (
+    SELECT m.store_id FROM codes_movement m
+    WHERE m.kind = 'receive'
+      AND ((m."group" = 'case' AND m.serial = p.case_serial) OR (m."group" = 'pallet' AND m.serial = p.pallet_serial))
+    ORDER BY (m."group" = 'case') DESC, m.at DESC, m.id DESC
+    LIMIT 1
+) r ON true
+"""
+
+
+def bottle_path(serial: int) -> BottlePath | None:
+    """The channel of a bottle (BottlePath) in one statement, or None when its case is unknown."""
+    from codes.services import cached_batch_of
+    from tenants.db import connection
+
+    batch = cached_batch_of(SerialGroup.BOTTLE, serial)
+    seq_case = seq_pallet = None
+    if batch is not None and batch.cases and batch.bottles_per_case:
+        seq_case = (batch.first_case_serial or 0) + (
+            serial - (batch.first_bottle_serial or 0)
+        ) // batch.bottles_per_case
+        if batch.pallets and batch.cases_per_pallet:
+            index = seq_case - (batch.first_case_serial or 0)
+            seq_pallet = (batch.first_pallet_serial or 0) + index // batch.cases_per_pallet
+    with connection.cursor() as cursor:
+        cursor.execute(_PATH, {"bottle": serial, "seq_case": seq_case, "seq_pallet": seq_pallet})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    case_serial, pallet_serial, dealer_id, outbound_at, store_id = row
+    if pallet_serial is None and case_serial != seq_case and (dealer_id is None or store_id is None):
+        # A linked case from another batch, packed on its pallet sequentially: the rare long way.
+        pallet = parent_of(SerialGroup.CASE, case_serial)
+        if pallet is not None:
+            pallet_serial = pallet[1]
+            if dealer_id is None:
+                shipped = _latest_of(MovementKind.OUTBOUND, SerialGroup.PALLET, pallet_serial)
+                dealer_id, outbound_at = (shipped.dealer_id, shipped.at) if shipped is not None else (None, None)
+            if store_id is None:
+                received = _latest_of(MovementKind.RECEIVE, SerialGroup.PALLET, pallet_serial)
+                store_id = received.store_id if received is not None else None
+    return BottlePath(case_serial, pallet_serial, dealer_id, outbound_at, store_id)
+
+
+def _latest_of(kind: str, group: SerialGroup, serial: int) -> Movement | None:
+    return Movement.objects.filter(kind=kind, group=group, serial=serial).order_by("-at", "-id").first()

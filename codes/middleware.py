@@ -24,6 +24,9 @@ from tenants.resolution import resolve_number
 # A scan URL and the pages under it (the position it shares, the consumer's WeChat login for it ...):
 # all routed to the code's brand, whose URLconf answers or 404s.
 _SCAN_PATH = re.compile(r"^/[cC]/(?P<code>[^/]{1,64})(?:/.*)?$")
+# A store's or a clerk's QR at the till (store rewards): it names the brand by number, and its page
+# sets the cookie that ties the consumer's next cap scan, on this host, to the store.
+_STORE_QR_PATH = re.compile(r"^/s/(?P<number>\d{1,5})/[^/]{1,200}/$")
 
 
 def code_hosts() -> frozenset[str]:
@@ -51,4 +54,11 @@ class CodeHostMiddleware:
                         _("该码无法识别，可能不是正品，请谨慎购买。"),
                     )
                 route_to_brand(request, tenant, host)
+            else:
+                store_qr = _STORE_QR_PATH.match(request.path)
+                if store_qr is not None:
+                    tenant = resolve_number(int(store_qr["number"]))
+                    if tenant is None or tenant.status == TenantStatus.DELETED:
+                        return no_such_brand(request, "frontends/notice.html", _("门店码无效"), _("没有找到这个品牌。"))
+                    route_to_brand(request, tenant, host)
         return self.get_response(request)

@@ -42,10 +42,15 @@ urlpatterns = [
     path("t/", terminal.terminal, name="terminal"),
     path("t/scan/", terminal.terminal_scan, name="terminal-scan"),
     path("t/redeem/", terminal.terminal_redeem, name="terminal-redeem"),
+    # Card collecting (集卡) and store rewards (开瓶奖励): their own URL modules.
+    path("", include("frontends.urls_cards")),
+    path("", include("frontends.urls_store")),
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/v1/codes/", include("codes.api.urls")),
     path("api/v1/channel/", include("commerce.api.urls")),
+    path("api/v1/members/", include("commerce.api.member_urls")),
+    path("api/v1/rewards/", include("rewards.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(urlconf="config.urls_tenant"), name="api-schema"),
 ]
 

@@ -18,14 +18,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from codes import format as code_format
-from codes.channel import channel_of_bottle
+from codes.channel import bottle_path
 from codes.scanning import ScanResult, Verdict
 from commerce.models import ConsentPurpose, Member
 from commerce.services import members
 from frontends import consumer
 from rewards.errors import RewardErrorCode
 from rewards.models import Claim
-from rewards.services import claims
+from rewards.services import claims, store_rewards
 from rewards.services.claims import ClaimContext
 from tenants.errors import JiumaError
 
@@ -53,10 +53,13 @@ def for_scan(request: HttpRequest, code_text: str, result: ScanResult, member: M
         "wallet_url": consumer.brand_url(request, "/m/me/"),
         "privacy_url": consumer.brand_url(request, "/m/privacy/"),
     }
-    existing = claims.existing_claim(code.serial)
+    # A cap's first scan cannot have been claimed (a claim follows a scan of its cap): no lookup.
+    existing = None if result.is_first else claims.existing_claim(code.serial)
     if existing is not None:
         mine = member is not None and existing.member_id == member.pk
         message = "" if mine else _("这个瓶盖的奖励已经被领取过了。")
+        if mine and member is not None:
+            links["share_url"] = consumer.share_url(request, member)
         return ClaimView("result", claim=existing, mine=mine, message=message, extra=links)
     if member is None:
         return ClaimView(
@@ -66,16 +69,26 @@ def for_scan(request: HttpRequest, code_text: str, result: ScanResult, member: M
         )
     if not members.has_consent(member, ConsentPurpose.PRIVACY_POLICY, version=settings.PRIVACY_POLICY_VERSION):
         return ClaimView("consent", extra=links)
-    channel = channel_of_bottle(code.serial)
+    # The bottle's dealer and the store it was received at, in one statement.
+    path = bottle_path(code.serial)
+    # The store the scan is tied to: a store or clerk QR scanned at the till a moment ago (its
+    # cookie), else the store the bottle was received at (store rewards, 开瓶奖励).
+    store_id, clerk_id = store_rewards.tie_for(
+        code.serial,
+        request.COOKIES.get(store_rewards.tie_cookie_name()),
+        received_store_id=path.store_id if path is not None else None,
+    )
     context = ClaimContext(
         serial=code.serial,
         scan_id=result.scan_id,
         batch_id=result.batch.pk if result.batch is not None else None,
         sku_id=result.batch.sku_id if result.batch is not None else None,
         region_code=result.region_code,
-        dealer_id=channel.dealer.pk if channel is not None else None,
+        dealer_id=path.dealer_id if path is not None else None,
         ip=request.META.get("REMOTE_ADDR"),
         device=request.COOKIES.get("jm_device", "")[:64],
+        store_id=store_id,
+        clerk_id=clerk_id,
     )
     try:
         drawn = claims.claim(member, context)
@@ -85,6 +98,7 @@ def for_scan(request: HttpRequest, code_text: str, result: ScanResult, member: M
             mine = found is not None and found.member_id == member.pk
             return ClaimView("result", claim=found, mine=mine, extra=links)
         return ClaimView("none", message=exc.message, extra=links)
+    links["share_url"] = consumer.share_url(request, member)
     return ClaimView("result", claim=drawn.claim, mine=True, extra={"fresh": True, **links})
 
 
@@ -168,7 +182,13 @@ def campaign_draws(request: HttpRequest, campaign_id: int) -> HttpResponse:
         for prize in campaign.prizes.order_by("position", "id")
     ]
     rows = [
-        {"serial": row["serial"], "ticket": row["ticket"], "outcome": row["outcome"], "prize": row["prize"]}
+        {
+            "serial": row["serial"],
+            "ticket": row["ticket"],
+            "outcome": row["outcome"],
+            "prize": row["prize"],
+            **({"card": row["card"]} if "card" in row else {}),
+        }
         for row in campaigns.audit_rows(campaign)
     ]
     return JsonResponse(
@@ -177,6 +197,11 @@ def campaign_draws(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "seed_commitment": campaign.seed_commitment,
             "seed": campaign.seed_revealed,
             "method": "ticket = (first 8 bytes of HMAC-SHA256(seed, 'jiuma-draw|<campaign>|<serial>') * 1000000) >> 64",
+            "card_method": (
+                "a card prize gives the card at point = (first 8 bytes of HMAC-SHA256(seed, "
+                "'jiuma-card|<campaign>|<serial>') * total weight) >> 64 along the set's cumulative weights "
+                "(cards in published order)"
+            ),
             "prize_table": table,
             "draws": rows,
         },

@@ -67,7 +67,12 @@ def current_member(request: HttpRequest) -> Member | None:
         return None
     if number != request.tenant.number:  # type: ignore[attr-defined]
         return None
-    member = Member.objects.filter(pk=member_id, erased_at__isnull=True).first()
+    # The privacy consent the pages check is read with the member (one query).
+    policy = settings.PRIVACY_POLICY_VERSION
+    found = members.with_consent(Member.objects.all(), ConsentPurpose.PRIVACY_POLICY, version=policy)
+    member = found.filter(pk=member_id, erased_at__isnull=True).first()
+    if member is not None:
+        members.remember_consent(member, ConsentPurpose.PRIVACY_POLICY, version=policy)
     request._jiuma_member = member  # type: ignore[attr-defined]
     return member
 
@@ -114,6 +119,16 @@ def brand_url(request: HttpRequest, path: str) -> str:
     default = "443" if request.is_secure() else "80"
     host = domain if port in ("", default) else f"{domain}:{port}"
     return f"{request.scheme}://{host}{path}"
+
+
+def share_url(request: HttpRequest, member: Member) -> str:
+    """The member's share link (邀请有礼) on the brand's site: it opens the share page for them and
+    the invitation for whoever they send it to."""
+    from rewards.services import referrals
+
+    path = reverse("invite-accept", args=[referrals.link_token(member)])
+    url = brand_url(request, path)
+    return url if "://" in url else request.build_absolute_uri(path)
 
 
 def _safe_next(request: HttpRequest, target: str | None, default: str) -> str:
@@ -195,7 +210,7 @@ def member_home(request: HttpRequest) -> HttpResponse:
     entries = list(PointsEntry.objects.filter(member=member).order_by("-id")[:50])
     prizes = list(
         Claim.objects.filter(member=member, prize__isnull=False)
-        .select_related("prize", "campaign", "payout")
+        .select_related("prize", "campaign", "payout", "card")
         .order_by("-id")[:20]
     )
     account = wechat_config.load()
@@ -222,7 +237,10 @@ def member_export(request: HttpRequest) -> HttpResponse:
     member = _require_member(request)
     if isinstance(member, HttpResponse):
         return member
+    from rewards.selectors import member_export
+
     data = members.export(member)
+    data["rewards"] = member_export(member)
     data["exported_at"] = timezone.localtime().isoformat()
     response = JsonResponse(data, json_dumps_params={"ensure_ascii": False, "indent": 2})
     stamp = timezone.localtime().strftime("%Y%m%d")
@@ -309,7 +327,7 @@ def invite(request: HttpRequest) -> HttpResponse:
     member = _require_member(request)
     if isinstance(member, HttpResponse):
         return member
-    link = request.build_absolute_uri(reverse("invite-accept", args=[referrals.link_token(member)]))
+    link = share_url(request, member)
     made = Referral.objects.filter(inviter=member)
     context = {
         "link": link,
@@ -332,7 +350,12 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
     if isinstance(member, HttpResponse):
         return member
     if request.method == "GET":
-        return render(request, "frontends/invite_accept.html", {"inviter": inviter, "program": referrals.program()})
+        context: dict[str, Any] = {"inviter": inviter, "program": referrals.program()}
+        if inviter.pk == member.pk:  # the inviter opened their own link: the page to share it from
+            context["link"] = request.build_absolute_uri()
+            context["in_wechat"] = "MicroMessenger" in request.META.get("HTTP_USER_AGENT", "")
+            return render(request, "frontends/invite_share.html", context)
+        return render(request, "frontends/invite_accept.html", context)
     try:
         referrals.accept(inviter, member)
     except JiumaError as exc:

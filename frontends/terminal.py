@@ -3,7 +3,8 @@
 Who may scan what:
 - brand staff holding codes.add_movement: outbound (出库) of cases to a dealer they pick;
 - a dealer's people: receipt of cases at their own dealer (recorded as the outbound to it);
-- a store's people: receiving (入库) into their own store.
+- a store's people: receiving (入库) into their own store, redeeming (核销) consumers' prizes, and
+  the store rewards section (服务员扫码, 我的收益 / 提现, their QR codes: frontends.store).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _mode(request: HttpRequest) -> dict[str, Any] | None:
             return {
                 "kind": MovementKind.RECEIVE,
                 "store": staff.store,
+                "staff": staff,
                 "label": _("门店入库：%(n)s") % {"n": staff.store.name},
             }
         if staff.dealer is not None:
@@ -73,7 +75,12 @@ def terminal(request: HttpRequest) -> HttpResponse:
         if mode.get("dealer") is None and mode["kind"] == MovementKind.OUTBOUND
         else []
     )
-    return render(request, "frontends/terminal.html", {"mode": mode, "dealers": dealers})
+    context: dict[str, Any] = {"mode": mode, "dealers": dealers}
+    if mode.get("staff") is not None:  # a store's staff: store rewards too (服务员扫码, 收益, 门店码)
+        from frontends import store as store_pages
+
+        context["rewards"] = store_pages.panel(request, mode["staff"])
+    return render(request, "frontends/terminal.html", context)
 
 
 @require_POST
@@ -101,9 +108,12 @@ def terminal_scan(request: HttpRequest) -> JsonResponse:
     if not text.strip():
         return JsonResponse({"code": "invalid_movement", "message": _("请扫描箱码。")}, status=400)
     user: Any = request.user
-    result = channel.record_movement(
-        text, mode["kind"], dealer=dealer, store=mode.get("store"), by_name=user.get_username(), source="terminal"
-    )
+    try:
+        result = channel.record_movement(
+            text, mode["kind"], dealer=dealer, store=mode.get("store"), by_name=user.get_username(), source="terminal"
+        )
+    except ValueError:  # the store or dealer was suspended
+        return JsonResponse({"code": "channel_suspended", "message": _("门店或经销商已停用，不能扫码。")}, status=409)
     return JsonResponse({"outcome": str(result.outcome), "message": result.message, "bottles": result.bottles})
 
 

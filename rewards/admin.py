@@ -43,6 +43,7 @@ from django.utils.translation import gettext_lazy as _
 from codes.models import Batch
 from commerce import regions
 from commerce.models import Dealer, Sku
+from commerce.services.points import MAX_AMOUNT as POINTS_MAX
 from rewards import risk
 from rewards.models import (
     ODDS_SCALE,
@@ -50,6 +51,7 @@ from rewards.models import (
     BudgetEntry,
     Campaign,
     CampaignStatus,
+    CardSet,
     Claim,
     ClaimStatus,
     Payout,
@@ -195,12 +197,23 @@ class PrizeForm(forms.ModelForm):  # type: ignore[type-arg]
 
     amount_yuan = YuanField(label=_("红包金额（元）"), required=False)
     value_yuan = YuanField(label=_("奖品价值（元）"), required=False, help_text=_("实物奖品的市场价值。"))
-    points = forms.IntegerField(label=_("酒币数量"), required=False, min_value=0, max_value=1_000_000_000)
+    points = forms.IntegerField(label=_("酒币数量"), required=False, min_value=0, max_value=POINTS_MAX)
     odds_percent = PercentField(label=_("中奖概率（%）"), help_text=_("最多 4 位小数，如 0.5 表示千分之五。"))
 
     class Meta:
         model = Prize
-        fields = ["name", "kind", "amount_yuan", "points", "value_yuan", "odds_percent", "quantity", "is_guarantee"]
+        fields = [
+            "name",
+            "kind",
+            "amount_yuan",
+            "points",
+            "value_yuan",
+            "card_set",
+            "odds_percent",
+            "quantity",
+            "is_guarantee",
+        ]
+        help_texts = {"card_set": _("集卡奖品：中奖者按各卡片的稀有度权重获得该套系的一张卡片。")}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -219,6 +232,7 @@ class PrizeForm(forms.ModelForm):  # type: ignore[type-arg]
             return cleaned
         kind = cleaned.get("kind", "")
         amount, value = cleaned.get("amount_yuan"), cleaned.get("value_yuan")
+        card_set = cleaned.get("card_set")
         spec = PrizeSpec(
             name=cleaned.get("name", ""),
             kind=kind,
@@ -228,6 +242,7 @@ class PrizeForm(forms.ModelForm):  # type: ignore[type-arg]
             points=(cleaned.get("points") or 0) if kind == PrizeKind.POINTS else 0,
             value_fen=yuan_to_fen(value) if kind == PrizeKind.PHYSICAL and value is not None else 0,
             is_guarantee=bool(cleaned.get("is_guarantee")),
+            card_set_id=card_set.pk if kind == PrizeKind.CARD and card_set is not None else None,
         )
         try:
             campaigns.check_prizes([spec])  # this row alone; the table as a whole in the formset
@@ -258,6 +273,21 @@ class PrizeFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
             campaigns.check_prizes(self.specs, first_scan_guarantee=self.instance.first_scan_guarantee)
         except JiumaError as exc:
             raise _invalid(exc) from exc
+        self._check_card_deadlines()
+
+    def _check_card_deadlines(self) -> None:
+        """A card won on the campaign's last day must still be exchangeable: each card prize's set
+        closes its exchange after the campaign ends."""
+        ends_at = self.instance.ends_at
+        set_ids = {spec.card_set_id for spec in self.specs if spec.card_set_id is not None}
+        if ends_at is None or not set_ids:
+            return
+        closing = CardSet.objects.filter(pk__in=set_ids, exchange_ends_at__lte=ends_at).order_by("id").first()
+        if closing is not None:
+            raise ValidationError(
+                gettext("卡片套系“%(name)s”的兑换截止时间须晚于活动结束时间。") % {"name": closing.name},
+                code="invalid_prize",
+            )
 
 
 class PrizeInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -271,6 +301,7 @@ class PrizeInline(admin.TabularInline):  # type: ignore[type-arg]
         "amount_yuan",
         "points",
         "value_yuan",
+        "card_set",
         "odds_percent",
         "quantity",
         "is_guarantee",
@@ -306,6 +337,8 @@ class PrizeInline(admin.TabularInline):  # type: ignore[type-arg]
             return gettext("红包 %(amount)s") % {"amount": format_yuan(prize.amount_fen)}
         if prize.kind == PrizeKind.POINTS:
             return gettext("%(points)d 酒币") % {"points": prize.points}
+        if prize.kind == PrizeKind.CARD:
+            return gettext("集卡：%(name)s") % {"name": prize.card_set}
         return gettext("实物，价值 %(amount)s") % {"amount": format_yuan(prize.value_fen)}
 
     @admin.display(description=_("中奖概率"))
@@ -426,7 +459,9 @@ def _audit_state(campaign: Campaign) -> dict[str, Any]:
     state["prizes"] = list(
         Prize.objects.filter(campaign_id=campaign.pk)
         .order_by("position", "id")
-        .values("name", "kind", "amount_fen", "points", "value_fen", "odds_ppm", "quantity", "is_guarantee")
+        .values(
+            "name", "kind", "amount_fen", "points", "value_fen", "card_set_id", "odds_ppm", "quantity", "is_guarantee"
+        )
     )
     return state
 
@@ -940,28 +975,19 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("立即重试"), permissions=["review"])
     def retry_now(self, request: HttpRequest, queryset: QuerySet[Payout]) -> None:
-        """Pending payouts waiting for a later attempt become due now, under their row locks (a payout
-        that moved on meanwhile is left alone). One due within a lease is left as it is: it may be in
-        a worker's hands right now, and it is sent within a minute anyway. Sending again is safe: the
-        bill number is fixed and WeChat makes one transfer per number."""
+        """payouts.retry_now on the selection, audited."""
         now = timezone.now()
         selected = list(queryset.values_list("pk", flat=True))
         with transaction.atomic():
-            waiting = list(
-                Payout.objects.select_for_update().filter(
-                    pk__in=selected, status=PayoutStatus.PENDING, next_attempt_at__gt=now + payouts.LEASE
-                )
-            )
-            Payout.objects.filter(pk__in=[payout.pk for payout in waiting]).update(next_attempt_at=now)
-            for payout in waiting:
+            waiting = payouts.retry_now(selected, now=now)
+            for payout, waited in waiting:
                 audit.record(
                     AuditAction.ACTION,
                     obj=payout,
-                    before={"next_attempt_at": payout.next_attempt_at.isoformat()},
+                    before={"next_attempt_at": waited.isoformat()},
                     after={"next_attempt_at": now.isoformat()},
                     detail=gettext("立即重试红包"),
                 )
-                transaction.on_commit(partial(claims._enqueue_payout, payout.pk))
         if waiting:
             self.message_user(request, gettext("已安排 %(n)d 笔红包立即重试。") % {"n": len(waiting)}, messages.SUCCESS)
         skipped = len(selected) - len(waiting)
@@ -1064,3 +1090,7 @@ class ReferralAdmin(ReadOnlyAdmin):
     search_fields = ("=inviter__id", "=invitee__id")
     list_select_related = ("inviter", "invitee")
     fields = ("inviter", "invitee", "status", "created_at", "rewarded_at", "claim")
+
+
+# Card collecting and store rewards have their own modules, registered with the console here.
+from rewards import admin_cards, admin_stores  # noqa: E402, F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 from commerce import regions
 from rewards.models import Campaign, CampaignStatus
@@ -61,3 +62,68 @@ def campaign_for(
         if matches(campaign, batch_id=batch_id, sku_id=sku_id, region_code=region_code, dealer_id=dealer_id):
             return campaign
     return None
+
+
+def member_export(member: Any) -> dict[str, Any]:
+    """What rewards/ keeps about a member, as plain data: their draws, red packets, prize codes,
+    cards and invitations (the rewards part of their copy of their data, PIPL art. 45)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from rewards.models import CardGift, CardHolding, Claim, Payout, Redemption, Referral
+
+    def when(value: Any) -> str | None:
+        return timezone.localtime(value).isoformat() if value is not None else None
+
+    return {
+        "draws": [
+            {
+                "campaign": claim.campaign.name,
+                "serial": claim.serial,
+                "outcome": claim.outcome,
+                "prize": claim.prize.name if claim.prize is not None else None,
+                "card": claim.card.name if claim.card is not None else None,
+                "status": claim.status,
+                "region_code": claim.region_code,
+                "ip": claim.ip,
+                "at": when(claim.created_at),
+            }
+            for claim in Claim.objects.filter(member=member).select_related("campaign", "prize", "card").order_by("id")
+        ],
+        "red_packets": [
+            {
+                "amount_fen": payout.amount_fen,
+                "status": payout.status,
+                "bill": payout.out_bill_no,
+                "at": when(payout.created_at),
+            }
+            for payout in Payout.objects.filter(member=member).order_by("id")
+        ],
+        "prize_codes": [
+            {"prize": item.prize_name, "code": item.code, "status": item.status, "expires_at": when(item.expires_at)}
+            for item in Redemption.objects.filter(member=member).order_by("id")
+        ],
+        "cards": [
+            {"set": holding.card.card_set.name, "card": holding.card.name, "count": holding.count}
+            for holding in CardHolding.objects.filter(member=member, count__gt=0).select_related("card__card_set")
+        ],
+        "card_gifts": [
+            {
+                "card": gift.card.name,
+                "direction": "sent" if gift.sender_id == member.pk else "received",
+                "status": gift.status,
+                "at": when(gift.created_at),
+            }
+            for gift in CardGift.objects.filter(Q(sender=member) | Q(receiver=member))
+            .select_related("card")
+            .order_by("id")
+        ],
+        "invitations": [
+            {
+                "role": "inviter" if referral.inviter_id == member.pk else "invitee",
+                "status": referral.status,
+                "at": when(referral.created_at),
+            }
+            for referral in Referral.objects.filter(Q(inviter=member) | Q(invitee=member)).order_by("id")
+        ],
+    }

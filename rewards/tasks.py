@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from rewards.services import campaigns, payouts
+from rewards.services import campaigns, cards, payouts
 
 
 @shared_task(name="rewards.pay", acks_late=True, max_retries=0)
@@ -33,3 +33,9 @@ def reconcile_payouts() -> int:
 def end_campaigns() -> list[int]:
     """Every five minutes in every brand: campaigns whose time is up end and reveal their seeds."""
     return campaigns.end_due()
+
+
+@shared_task(name="rewards.expire_card_gifts")
+def expire_card_gifts() -> int:
+    """Every hour in every brand: card gifts nobody accepted in time go back to their senders."""
+    return cards.expire_due()

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -100,14 +101,45 @@ def record_consent(
         raise JiumaError(E.INVALID_CONSENT, _("授权事项或版本无效。"))
     if member.is_erased:
         raise NotFound(E.MEMBER_ERASED, _("该会员已注销。"))
-    return MemberConsent.objects.create(
+    consent = MemberConsent.objects.create(
         member=member, purpose=purpose, version=version, granted=granted, ip=ip or None, user_agent=user_agent[:300]
     )
+    member.__dict__.pop(_KNOWN_CONSENTS, None)  # what with_consent read is out of date now
+    return consent
+
+
+# Consents read together with the member (with_consent), kept on that Member instance.
+_KNOWN_CONSENTS = "_jiuma_known_consents"
+
+
+def _latest_consent(member: Any, purpose: str) -> QuerySet[MemberConsent]:
+    return MemberConsent.objects.filter(member=member, purpose=purpose).order_by("-at", "-id")
+
+
+def with_consent(members: QuerySet[Member], purpose: str, *, version: str) -> QuerySet[Member]:
+    """`members` with the answer to has_consent(member, purpose, version=version) read in the same
+    query (a subquery), so a page that loads the member and checks a consent makes one round trip."""
+    latest = _latest_consent(OuterRef("pk"), purpose)
+    return members.annotate(
+        _consent_granted=Subquery(latest.values("granted")[:1]),
+        _consent_version=Subquery(latest.values("version")[:1]),
+    )
+
+
+def remember_consent(member: Member, purpose: str, *, version: str) -> Member:
+    """Keep the consent a with_consent query read on the member, for has_consent."""
+    granted, read_version = member.__dict__.pop("_consent_granted", None), member.__dict__.pop("_consent_version", None)
+    known = member.__dict__.setdefault(_KNOWN_CONSENTS, {})
+    known[(purpose, version)] = bool(granted) and read_version == version
+    return member
 
 
 def has_consent(member: Member, purpose: str, *, version: str | None = None) -> bool:
     """Whether the member's newest decision on `purpose` (of `version`, if given) is a grant."""
-    latest = MemberConsent.objects.filter(member=member, purpose=purpose).order_by("-at", "-id").first()
+    known = member.__dict__.get(_KNOWN_CONSENTS)
+    if known is not None and version is not None and (purpose, version) in known:
+        return bool(known[(purpose, version)])
+    latest = _latest_consent(member, purpose).first()
     return latest is not None and latest.granted and (version is None or latest.version == version)
 
 

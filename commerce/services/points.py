@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from commerce.errors import PointsErrorCode as E
 from commerce.models import Member, PointsEntry, PointsKind, PointsPolicy
+from tenants.db import connection
 from tenants.errors import Conflict, JiumaError, NotFound
 
 MAX_AMOUNT = 100_000_000  # per movement: far above any real use, far below overflow
@@ -65,8 +66,17 @@ def _locked_member(member_id: int) -> Member:
     return member
 
 
+_RAISE_BALANCE = (
+    "UPDATE commerce_member SET points_balance = points_balance + %s WHERE id = %s RETURNING points_balance"
+)
+
+
 def _existing(member: Member, source: str, kind: str, amount: int) -> PointsEntry | None:
-    entry = PointsEntry.objects.filter(member=member, source=source).first()
+    return _existing_of(member.pk, source, kind, amount)
+
+
+def _existing_of(member_id: int, source: str, kind: str, amount: int) -> PointsEntry | None:
+    entry = PointsEntry.objects.filter(member_id=member_id, source=source).first()
     if entry is not None and (entry.kind != kind or entry.amount != amount):
         raise Conflict(E.SOURCE_REUSED, _("该来源已记过不同的酒币变动。"), fields={"source": source})
     return entry
@@ -94,22 +104,34 @@ def credit(
     if kind not in _CREDIT_KINDS and kind != PointsKind.ADJUSTMENT:
         raise JiumaError(E.INVALID_SOURCE, _("该类型不能增加酒币。"), fields={"kind": kind})
     now = now or timezone.now()
-    with transaction.atomic():
-        member = _locked_member(member_id)
-        existing = _existing(member, source, kind, amount)
-        if existing is not None:
-            return existing
-        return _append(
-            member,
-            amount,
-            kind=kind,
-            source=source,
-            remaining=amount,
-            expires_at=expiry_of(now),
-            note=note[:200],
-            created_by=created_by[:150],
-            created_at=now,
-        )
+    expires_at = expiry_of(now)
+    try:
+        # The balance is raised first (its UPDATE takes the member's row lock), then the entry is
+        # appended; a source already booked fails on the entry's unique (member, source), which
+        # undoes the raise, and the entry made before is the answer.
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(_RAISE_BALANCE, [amount, member_id])
+                row = cursor.fetchone()
+            if row is None:
+                raise NotFound("member_not_found", _("会员不存在。"))
+            return PointsEntry.objects.create(
+                member_id=member_id,
+                amount=amount,
+                balance_after=row[0],
+                kind=kind,
+                source=source,
+                remaining=amount,
+                expires_at=expires_at,
+                note=note[:200],
+                created_by=created_by[:150],
+                created_at=now,
+            )
+    except IntegrityError:
+        existing = _existing_of(member_id, source, kind, amount)
+        if existing is None:
+            raise
+        return existing
 
 
 def debit(

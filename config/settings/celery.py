@@ -30,4 +30,5 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rewards.sweep_payouts": {"task": "rewards.sweep_payouts", "schedule": 60.0},
     "rewards.reconcile_payouts": {"task": "rewards.reconcile_payouts", "schedule": 600.0},
     "rewards.end_campaigns": {"task": "rewards.end_campaigns", "schedule": 300.0},
+    "rewards.expire_card_gifts": {"task": "rewards.expire_card_gifts", "schedule": 3600.0},
 }

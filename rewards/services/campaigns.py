@@ -21,9 +21,20 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from commerce import regions
+from commerce.services import points as points_service
 from rewards import draw, selectors
 from rewards.errors import RewardErrorCode as E
-from rewards.models import MAX_PRIZE_FEN, ODDS_SCALE, Campaign, CampaignStatus, Claim, Prize, PrizeKind
+from rewards.models import (
+    MAX_PRIZE_FEN,
+    ODDS_SCALE,
+    Campaign,
+    CampaignStatus,
+    Card,
+    CardSet,
+    Claim,
+    Prize,
+    PrizeKind,
+)
 from tenants import keys
 from tenants.db import connection
 from tenants.errors import Conflict, JiumaError, NotFound
@@ -39,6 +50,7 @@ class PrizeSpec:
     points: int = 0
     value_fen: int = 0
     is_guarantee: bool = False
+    card_set_id: int | None = None  # a card prize (集卡): the set whose cards it gives
 
 
 def _invalid(message: str, code: str = E.INVALID_CAMPAIGN, **fields: Any) -> JiumaError:
@@ -59,7 +71,7 @@ def check_prizes(prizes: Sequence[PrizeSpec], *, first_scan_guarantee: bool = Fa
             raise _invalid(_("奖品类型无效。"), E.INVALID_PRIZE, kind=spec.kind)
         if not 0 <= spec.odds_ppm <= ODDS_SCALE or spec.quantity < 1:
             raise _invalid(_("中奖概率或数量无效。"), E.INVALID_PRIZE, name=spec.name)
-        worth = {"cash": spec.amount_fen, "points": 0, "physical": spec.value_fen}[spec.kind]
+        worth = {"cash": spec.amount_fen, "points": 0, "physical": spec.value_fen, "card": 0}[spec.kind]
         if worth > MAX_PRIZE_FEN:
             raise _invalid(
                 _("单个奖项价值不得超过 50,000 元（抽奖式有奖销售的法定上限）。"), E.PRIZE_TOO_LARGE, name=spec.name
@@ -68,8 +80,14 @@ def check_prizes(prizes: Sequence[PrizeSpec], *, first_scan_guarantee: bool = Fa
             raise _invalid(_("现金红包至少 0.10 元。"), E.INVALID_PRIZE, name=spec.name)
         if spec.kind == PrizeKind.POINTS and spec.points <= 0:
             raise _invalid(_("酒币奖品的数量须大于 0。"), E.INVALID_PRIZE, name=spec.name)
+        if spec.kind == PrizeKind.POINTS and spec.points > points_service.MAX_AMOUNT:
+            raise _invalid(
+                _("酒币奖品的数量不得超过 %(n)d。") % {"n": points_service.MAX_AMOUNT}, E.INVALID_PRIZE, name=spec.name
+            )
         if spec.kind == PrizeKind.PHYSICAL and spec.value_fen <= 0:
             raise _invalid(_("实物奖品须填写价值。"), E.INVALID_PRIZE, name=spec.name)
+        if spec.kind == PrizeKind.CARD:
+            check_card_set(spec)
         if spec.is_guarantee:
             guarantees += 1
             if spec.kind == PrizeKind.PHYSICAL:
@@ -81,6 +99,19 @@ def check_prizes(prizes: Sequence[PrizeSpec], *, first_scan_guarantee: bool = Fa
         raise _invalid(_("首扫必中奖项只能设置一个。"), E.INVALID_PRIZE)
     if first_scan_guarantee and not guarantees:
         raise _invalid(_("开启首扫必中须指定一个必中奖项。"), E.INVALID_PRIZE)
+
+
+def check_card_set(spec: PrizeSpec) -> None:
+    """A card prize names an active set that has cards (its odds are published with the rules)."""
+    if spec.card_set_id is None:
+        raise _invalid(_("集卡奖品须选择卡片套系。"), E.INVALID_PRIZE, name=spec.name)
+    active = CardSet.objects.filter(pk=spec.card_set_id).values_list("is_active", flat=True).first()
+    if active is None:
+        raise _invalid(_("卡片套系不存在。"), E.INVALID_PRIZE, name=spec.name)
+    if not active:
+        raise _invalid(_("卡片套系已停用。"), E.INVALID_PRIZE, name=spec.name)
+    if not Card.objects.filter(card_set_id=spec.card_set_id).exists():
+        raise _invalid(_("卡片套系还没有卡片，请先添加卡片。"), E.INVALID_PRIZE, name=spec.name)
 
 
 def check_targets(region_codes: Sequence[str]) -> list[str]:
@@ -159,6 +190,7 @@ def prize_rows(campaign_id: int, prizes: Sequence[PrizeSpec]) -> list[Prize]:
             amount_fen=spec.amount_fen if spec.kind == PrizeKind.CASH else 0,
             points=spec.points if spec.kind == PrizeKind.POINTS else 0,
             value_fen=spec.value_fen if spec.kind == PrizeKind.PHYSICAL else 0,
+            card_set_id=spec.card_set_id if spec.kind == PrizeKind.CARD else None,
             odds_ppm=spec.odds_ppm,
             quantity=spec.quantity,
             is_guarantee=spec.is_guarantee,
@@ -202,6 +234,12 @@ def publish(campaign: Campaign, *, now: datetime | None = None) -> Campaign:
             raise Conflict(E.WRONG_STATE, _("只有草稿状态的活动可以发布。"))
         if locked.starts_at <= now:
             raise Conflict(E.TOO_LATE_TO_PUBLISH, _("活动规则须在开始前发布，请调整开始时间。"))
+        # A card set named by a draft may have been stopped or emptied since: its cards' odds are
+        # published with the rules, so they must be there now.
+        for prize in Prize.objects.filter(campaign=locked, kind=PrizeKind.CARD):
+            check_card_set(
+                PrizeSpec(prize.name, prize.kind, prize.odds_ppm, prize.quantity, card_set_id=prize.card_set_id)
+            )
         seed = draw.new_seed()
         key_id, wrapped = keys.master_key_ring().wrap(seed, _seed_context(locked))
         Campaign.objects.filter(pk=locked.pk).update(
@@ -301,17 +339,29 @@ def audit_rows(campaign: Campaign) -> list[dict[str, Any]]:
         raise Conflict(E.WRONG_STATE, _("活动结束后才公开抽奖种子。"))
     seed = bytes.fromhex(campaign.seed_revealed)
     table = prize_table(campaign)
+    # A card prize's cards (id, weight) in published order, per prize: the card is recomputed too.
+    decks: dict[int, list[tuple[int, int]]] = {}
+    for prize in prizes_of(campaign).values():
+        if prize.kind == PrizeKind.CARD and prize.card_set_id is not None:
+            decks[prize.pk] = list(
+                Card.objects.filter(card_set_id=prize.card_set_id)
+                .order_by("position", "id")
+                .values_list("id", "weight")
+            )
     rows = []
     for claim in Claim.objects.filter(campaign=campaign).order_by("id").iterator():
         recomputed = draw.ticket(seed, campaign.pk, claim.serial)
-        rows.append(
-            {
-                "serial": claim.serial,
-                "ticket": claim.ticket,
-                "recomputed_ticket": recomputed,
-                "drawn_prize": draw.prize_for(recomputed, table),
-                "outcome": claim.outcome,
-                "prize": claim.prize_id,
-            }
-        )
+        row = {
+            "serial": claim.serial,
+            "ticket": claim.ticket,
+            "recomputed_ticket": recomputed,
+            "drawn_prize": draw.prize_for(recomputed, table),
+            "outcome": claim.outcome,
+            "prize": claim.prize_id,
+        }
+        deck = decks.get(claim.prize_id or 0)
+        if deck:
+            row["card"] = claim.card_id
+            row["recomputed_card"] = draw.card_for(seed, campaign.pk, claim.serial, deck)
+        rows.append(row)
     return rows

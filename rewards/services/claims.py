@@ -1,8 +1,9 @@
 """Claiming an inner code: the draw, the prize it takes, and what the prize sets in motion.
 
 `claim(member, context)` runs in one transaction:
-1. the Claim row is inserted first: its unique serial makes a second claim of the same cap wait for
-   the first and then fail (ALREADY_CLAIMED), so nothing below ever runs twice for one cap;
+1. the Claim row is inserted after steps 2-4, with its outcome: its unique serial makes a second
+   claim of the same cap wait for the first and then fail (ALREADY_CLAIMED), undoing everything
+   that claim did, so a cap is drawn and rewarded at most once;
 2. the member's counters for the campaign are raised under the caps (a guarded UPDATE; over a cap
    the whole claim is undone and the cap stays claimable another day);
 3. the ticket is derived from the campaign's seed (rewards.draw) and the prize it draws is taken:
@@ -33,6 +34,7 @@ from rewards.errors import RewardErrorCode as E
 from rewards.models import (
     BudgetEntry,
     Campaign,
+    Card,
     Claim,
     ClaimOutcome,
     ClaimStatus,
@@ -59,6 +61,9 @@ class ClaimContext:
     dealer_id: int | None = None
     ip: str | None = None
     device: str = ""
+    # The store the scan is tied to and the clerk who served (rewards.services.store_rewards.tie_of).
+    store_id: int | None = None
+    clerk_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class ClaimResult:
     payout: Payout | None = None
     points_entry: PointsEntry | None = None
     redemption: Redemption | None = None
+    card: Card | None = None
 
 
 def bill_no(source: str) -> str:
@@ -162,20 +168,6 @@ def claim(member: Member, context: ClaimContext, *, now: datetime | None = None)
     table = campaigns.prize_table(campaign)
     try:
         with transaction.atomic():
-            record = Claim.objects.create(
-                serial=context.serial,
-                member=member,
-                campaign=campaign,
-                scan_id=context.scan_id,
-                ticket=ticket,
-                outcome=ClaimOutcome.LOST,
-                status=ClaimStatus.HELD if reasons else ClaimStatus.OK,
-                risk_reasons=reasons,
-                region_code=context.region_code,
-                ip=context.ip or None,
-                device=context.device[:64],
-                created_at=now,
-            )
             draws = _count(member, campaign, now)
             prize_id = draw.prize_for(ticket, table)
             prize = campaigns.prizes_of(campaign).get(prize_id) if prize_id is not None else None
@@ -188,12 +180,33 @@ def claim(member: Member, context: ClaimContext, *, now: datetime | None = None)
                 guarantee = next((p for p in campaigns.prizes_of(campaign).values() if p.is_guarantee), None)
                 if guarantee is not None and _take(campaign, guarantee, now) is None:
                     outcome, prize = ClaimOutcome.GUARANTEED, guarantee
-            record.outcome, record.prize = outcome, prize
-            Claim.objects.filter(pk=record.pk).update(outcome=outcome, prize=prize)
+            # Inserted last, with its outcome: a second claim of the same cap fails here on the
+            # unique serial and the whole transaction (counters, prize unit, budget) is undone.
+            record = Claim.objects.create(
+                serial=context.serial,
+                member=member,
+                campaign=campaign,
+                scan_id=context.scan_id,
+                ticket=ticket,
+                prize=prize,
+                outcome=outcome,
+                status=ClaimStatus.HELD if reasons else ClaimStatus.OK,
+                risk_reasons=reasons,
+                region_code=context.region_code,
+                ip=context.ip or None,
+                device=context.device[:64],
+                store_id=context.store_id,
+                clerk_id=context.clerk_id,
+                created_at=now,
+            )
             if draws == 1 and not reasons:  # a first draw in this campaign: maybe an invitee's first scan
                 from rewards.services import referrals
 
                 referrals.on_first_claim(member, record, now=now)
+            if record.store_id is not None and not reasons:
+                from rewards.services import store_rewards
+
+                store_rewards.on_claim(record, now=now)
             return _effects(member, campaign, record, prize, now)
     except IntegrityError as exc:
         if Claim.objects.filter(serial=context.serial).exists():
@@ -240,6 +253,13 @@ def _effects(member: Member, campaign: Campaign, record: Claim, prize: Prize | N
         record.campaign = campaign
         record.prize = prize
         return ClaimResult(claim=record, prize=prize, redemption=redemptions.issue(record, now=now))
+    if prize.kind == PrizeKind.CARD:
+        from rewards.services import cards
+
+        # The card is picked now (the claim shows it, held or not); it joins the member's cards
+        # when the claim is not held, or when staff approve it (review).
+        card = cards.on_card_prize(record, prize, now=now)
+        return ClaimResult(claim=record, prize=prize, card=card)
     return ClaimResult(claim=record, prize=prize)
 
 
@@ -289,7 +309,15 @@ def review(record: Claim, *, approve: bool, actor: str, now: datetime | None = N
                 from rewards.services import redemptions
 
                 redemptions.issue(locked, now=now)
+            if prize is not None and approve and prize.kind == PrizeKind.CARD:
+                from rewards.services import cards
+
+                cards.on_claim_approved(locked, now=now)
             if prize is not None and not approve:
                 Prize.objects.filter(pk=prize.pk, awarded__gt=0).update(awarded=F("awarded") - 1)
+        if approve and locked.store_id is not None:
+            from rewards.services import store_rewards
+
+            store_rewards.on_claim(locked, now=now)
     locked.refresh_from_db()
     return locked

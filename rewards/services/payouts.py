@@ -262,6 +262,31 @@ def reconcile(*, client: PayClient | None = None, now: datetime | None = None, l
     return changed
 
 
+def retry_now(payout_ids: list[int], *, now: datetime | None = None) -> list[tuple[Payout, datetime]]:
+    """Pending payouts waiting for a later attempt become due now, under their row locks; each is
+    handed to the worker after commit. Returns those rescheduled, each with when it was due.
+
+    A payout that moved on meanwhile is left alone, and so is one due within a lease: it may be in a
+    worker's hands right now, and is sent within a minute anyway. Sending again is safe: the bill
+    number is fixed and WeChat makes one transfer per number. Runs inside the caller's transaction
+    when there is one (the caller audits what it returns)."""
+    from functools import partial
+
+    from rewards.services.claims import _enqueue_payout
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        waiting = list(
+            Payout.objects.select_for_update()
+            .filter(pk__in=payout_ids, status=PayoutStatus.PENDING, next_attempt_at__gt=now + LEASE)
+            .order_by("pk")
+        )
+        Payout.objects.filter(pk__in=[payout.pk for payout in waiting]).update(next_attempt_at=now)
+        for payout in waiting:
+            transaction.on_commit(partial(_enqueue_payout, payout.pk))
+    return [(payout, payout.next_attempt_at) for payout in waiting]
+
+
 def approve(payout: Payout, *, actor: str, now: datetime | None = None) -> Payout:
     """Release a payout held by risk control to the worker."""
     now = now or timezone.now()

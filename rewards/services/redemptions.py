@@ -8,15 +8,17 @@ not expired → redeemed), so two tills entering the same code at once hand the 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from commerce.models import ChannelStatus, Store
-from rewards.models import Claim, Redemption, RedemptionStatus
+from rewards.models import CardSet, CardSetRedemption, Claim, Redemption, RedemptionStatus
 from tenants.errors import Conflict, JiumaError, NotFound
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -29,31 +31,64 @@ def normalise(text: str) -> str:
     return (text or "").strip().upper().translate(_ALIASES)[:32]
 
 
-def issue(claim: Claim, *, now: datetime | None = None) -> Redemption:
-    """The redemption code of a won physical prize (made once per claim)."""
-    now = now or timezone.now()
-    existing = Redemption.objects.filter(claim=claim).first()
-    if existing is not None:
-        return existing
-    assert claim.prize is not None
-    expires = max(claim.campaign.ends_at, now) + VALID_AFTER_CAMPAIGN
+def new_code() -> str:
+    """A fresh redemption code: LENGTH characters of ALPHABET from the system's CSPRNG."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def _create_unique(existing: Callable[[], Redemption | None], values: dict[str, Any]) -> Redemption:
+    """The Redemption of `values` with a fresh code (drawn again on the rare clash), or the one
+    `existing` finds when a concurrent call made it first."""
     for _attempt in range(5):
-        code = "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
         try:
             with transaction.atomic():
-                return Redemption.objects.create(
-                    claim=claim,
-                    member_id=claim.member_id,
-                    prize=claim.prize,
-                    code=code,
-                    expires_at=expires,
-                    created_at=now,
-                )
+                return Redemption.objects.create(code=new_code(), **values)
         except IntegrityError:
-            found = Redemption.objects.filter(claim=claim).first()
+            found = existing()
             if found is not None:
                 return found
     raise RuntimeError("could not draw a unique redemption code")  # pragma: no cover - 2^60 codes
+
+
+def issue(claim: Claim, *, now: datetime | None = None) -> Redemption:
+    """The redemption code of a won physical prize (made once per claim)."""
+    now = now or timezone.now()
+    found = Redemption.objects.filter(claim=claim).first()
+    if found is not None:
+        return found
+    assert claim.prize is not None
+    expires = max(claim.campaign.ends_at, now) + VALID_AFTER_CAMPAIGN
+    return _create_unique(
+        lambda: Redemption.objects.filter(claim=claim).first(),
+        {
+            "claim": claim,
+            "member_id": claim.member_id,
+            "prize": claim.prize,
+            "prize_name": claim.prize.name,
+            "expires_at": expires,
+            "created_at": now,
+        },
+    )
+
+
+def issue_for_set(set_redemption: CardSetRedemption, card_set: CardSet, *, now: datetime | None = None) -> Redemption:
+    """The redemption code of a full card set whose reward is physical (made once per exchange)."""
+    now = now or timezone.now()
+    found = Redemption.objects.filter(set_redemption=set_redemption).first()
+    if found is not None:
+        return found
+    expires = max(card_set.exchange_ends_at, now) + VALID_AFTER_CAMPAIGN
+    return _create_unique(
+        lambda: Redemption.objects.filter(set_redemption=set_redemption).first(),
+        {
+            "set_redemption": set_redemption,
+            "member_id": set_redemption.member_id,
+            "prize": None,
+            "prize_name": card_set.reward_name,
+            "expires_at": expires,
+            "created_at": now,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +109,7 @@ def redeem(text: str, *, store: Store, staff: str, now: datetime | None = None) 
     done = Redemption.objects.filter(code=code, status=RedemptionStatus.ISSUED, expires_at__gt=now).update(
         status=RedemptionStatus.REDEEMED, store=store, redeemed_by=staff[:150], redeemed_at=now
     )
-    found = Redemption.objects.select_related("prize", "store").filter(code=code).first()
+    found = Redemption.objects.select_related("store").filter(code=code).first()
     if found is None:
         raise NotFound("unknown_redemption_code", _("核销码不存在，请核对后重新输入。"))
     if not done:
@@ -87,4 +122,4 @@ def redeem(text: str, *, store: Store, staff: str, now: datetime | None = None) 
         if found.status == RedemptionStatus.CANCELLED:
             raise Conflict("redemption_code_void", _("该核销码已作废。"))
         raise Conflict("redemption_code_expired", _("该核销码已过期。"))
-    return Redeemed(redemption=found, prize_name=found.prize.name)
+    return Redeemed(redemption=found, prize_name=found.prize_name)

@@ -80,6 +80,8 @@ _FINANCE_MODELS = {
     "budget",
     "budgetentry",
     "paynotification",
+    "storeearning",
+    "storewithdrawal",
 }
 _WAREHOUSE_APPS = {"codes"}
 _WAREHOUSE_MODELS = {"outbound", "stockmovement", "inventory", "shipment"}

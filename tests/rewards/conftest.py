@@ -41,16 +41,38 @@ def running_campaign(prizes: list[PrizeSpec], *, budget_fen: int = 1_000_000, **
     return campaign
 
 
-def remove_campaign(campaign_id: int, member_ids: Iterable[int] = ()) -> None:
-    """Delete a committed campaign and everything its draws wrote, and `member_ids` with their points
-    and referrals (the cleanup of tests that commit from other connections)."""
+def remove_campaign(campaign_id: int | None, member_ids: Iterable[int] = (), card_set_ids: Iterable[int] = ()) -> None:
+    """Delete a committed campaign and everything its draws wrote, and `member_ids` with their points,
+    referrals and cards (holdings, ledger, gifts, exchanges and what those paid), then the card sets
+    `card_set_ids` with their cards (the cleanup of tests that commit from other connections)."""
     from commerce.models import PointsEntry
-    from rewards.models import BudgetEntry, Claim, MemberCampaignCounter, Payout, Prize, Redemption, Referral
+    from rewards.models import (
+        BudgetEntry,
+        CardEntry,
+        CardGift,
+        CardHolding,
+        CardSet,
+        CardSetRedemption,
+        Claim,
+        MemberCampaignCounter,
+        Payout,
+        Prize,
+        Redemption,
+        Referral,
+    )
 
     members = list(member_ids)
-    Redemption.objects.filter(claim__campaign_id=campaign_id).delete()
+    nothing = Q(pk__in=[])  # no campaign: only the members' rows (a None would match every NULL)
+    of_claims = Q(claim__campaign_id=campaign_id) if campaign_id is not None else nothing
+    Redemption.objects.filter(of_claims | Q(member_id__in=members)).delete()
     Referral.objects.filter(Q(inviter_id__in=members) | Q(invitee_id__in=members)).delete()
-    Payout.objects.filter(campaign_id=campaign_id).delete()
+    Payout.objects.filter(
+        (Q(campaign_id=campaign_id) if campaign_id is not None else nothing) | Q(member_id__in=members)
+    ).delete()
+    CardSetRedemption.objects.filter(member_id__in=members).delete()
+    CardGift.objects.filter(Q(sender_id__in=members) | Q(receiver_id__in=members)).delete()
+    CardEntry.objects.filter(member_id__in=members).delete()
+    CardHolding.objects.filter(member_id__in=members).delete()
     BudgetEntry.objects.filter(campaign_id=campaign_id).delete()
     PointsEntry.objects.filter(member_id__in=members).delete()
     Claim.objects.filter(campaign_id=campaign_id).delete()
@@ -58,6 +80,7 @@ def remove_campaign(campaign_id: int, member_ids: Iterable[int] = ()) -> None:
     Prize.objects.filter(campaign_id=campaign_id).delete()
     Campaign.objects.filter(pk=campaign_id).delete()
     Member.objects.filter(pk__in=members).delete()
+    CardSet.objects.filter(pk__in=list(card_set_ids)).delete()
 
 
 def member(openid: str = "o-member") -> Member:

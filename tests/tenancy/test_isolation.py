@@ -267,12 +267,27 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/m/invite/{token}/",
         "/m/privacy/",
         "/m/privacy/consent/",
+        # Card collecting: the member's cards and gift links (signed-in members only, checked by the
+        # views; a gift link's token is 256 random bits).
+        "/m/cards/",
+        "/m/cards/gift/",
+        "/m/cards/exchange/",
+        "/m/cards/g/{token}/",
+        "/m/cards/g/{token}/cancel/",
+        # A store's or a clerk's QR at the till: the token is the store's random one or signed.
+        "/s/{token}/",
+        "/s/{number}/{token}/",
         "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
         "/pay/notify/{number}/",
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
         "/t/",
         "/t/scan/",
         "/t/redeem/",
+        "/t/clerk-scan/",  # store rewards in the terminal: sign-in and role checked by the views
+        "/t/earnings/",
+        "/t/withdraw/",
+        "/t/qr/me.png",
+        "/t/qr/store.png",
         "/api/v1/auth/csrf/",
         "/api/v1/auth/login/",
         "/api/v1/auth/logout/",
@@ -305,6 +320,8 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "payout_id": "1",
             "number": "1",
             "token": "not-a-token",
+            "member_id": "1",
+            "claim_id": "1",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
