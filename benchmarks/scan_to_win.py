@@ -43,7 +43,6 @@ import argparse
 import asyncio
 import heapq
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -56,7 +55,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -457,39 +455,10 @@ def _statement_kind(sql: str) -> str:
 
 
 def simulator_module() -> ModuleType:
-    """platform/local/wechat_simulator.py, loaded by path (platform/ is not a package)."""
-    name = "jiuma_wechat_simulator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "platform" / "local" / "wechat_simulator.py")
-    if spec is None or spec.loader is None:
-        raise BenchError("cannot load platform/local/wechat_simulator.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    """platform/local/wechat_simulator.py (config.local_tools)."""
+    from config.local_tools import local_module
 
-
-class NotifySink:
-    """Where the brand's notify URL points: answers 204 to whatever WeChat Pay posts."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/pay/notify/"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    return local_module("wechat_simulator")
 
 
 def top_up_payouts(campaign: Any, batch: Any, serials: list[int], members: list[tuple[int, str]], want: int) -> int:
@@ -603,7 +572,7 @@ def measure_payouts(
     from rewards.models import Payout, PayoutStatus
 
     module = simulator_module()
-    sink = NotifySink()
+    sink = simulator_module().NotifyCatcher(keep=False)
     running = module.WeChatSimulator().start()
     try:
         simulator = running.simulator

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import http.client
-import importlib.util
 import io
 import json
 import math
@@ -76,14 +75,10 @@ def say(message: str) -> None:
 
 
 def load_services_module() -> ModuleType:
-    """platform/local/services.py, imported by path (`platform` is deliberately not a package)."""
-    path = ROOT / "platform" / "local" / "services.py"
-    spec = importlib.util.spec_from_file_location("jiuma_local_services", path)
-    if spec is None or spec.loader is None:
-        raise BenchError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """platform/local/services.py (config.local_tools)."""
+    from config.local_tools import local_module
+
+    return local_module("services")
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ benchmark never touches the development data and re-runs reuse what an earlier r
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -23,14 +22,10 @@ def say(message: str) -> None:
 
 
 def services_module() -> ModuleType:
-    """platform/local/services.py, imported by path (`platform` is deliberately not a package)."""
-    path = ROOT / "platform" / "local" / "services.py"
-    spec = importlib.util.spec_from_file_location("jiuma_local_services", path)
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """platform/local/services.py (config.local_tools)."""
+    from config.local_tools import local_module
+
+    return local_module("services")
 
 
 def database_url(name: str) -> str:

@@ -2213,6 +2213,49 @@ class RunningSimulator:
         self.stop()
 
 
+# --- the merchant's side of notifications ------------------------------------------------------
+
+
+class NotifyCatcher:
+    """Stands where a brand's notify URL points, on loopback: answers 204 to whatever WeChat Pay
+    posts and, with `keep`, records each post (headers, body) so a test can hand it to the product
+    itself (in the test's own transaction). Used by the tests and the benchmarks."""
+
+    def __init__(self, *, keep: bool = True) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._lock = threading.Lock()
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if keep:
+                    with catcher._lock:
+                        catcher.received.append((dict(self.headers.items()), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/pay/notify/"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def meta(self, index: int) -> dict[str, str]:
+        """Post `index`'s WeChat Pay headers as Django test-client keyword arguments (HTTP_*)."""
+        headers, _body = self.received[index]
+        return {
+            "HTTP_" + key.upper().replace("-", "_"): value
+            for key, value in headers.items()
+            if key.lower().startswith("wechatpay-")
+        }
+
+
 # --- CLI ---------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ and a Celery message makes a round trip through the PostgreSQL broker.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -19,19 +18,15 @@ from types import ModuleType
 import psycopg
 import pytest
 
+from config.local_tools import local_module
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
 
 def _load_services() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("jiuma_local_services", ROOT / "platform/local/services.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return local_module("services")
 
 
 def _free_port() -> int:

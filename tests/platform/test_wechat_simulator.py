@@ -9,7 +9,6 @@ signature does not verify), AES-256-GCM notifications opened by ``WeChatPay.call
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import re
 import signal
@@ -33,6 +32,8 @@ from wechatpayv3.utils import build_authorization, rsa_sign
 from wechatpy.exceptions import WeChatOAuthException
 from wechatpy.oauth import WeChatOAuth
 
+from config.local_tools import local_module
+
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATOR_PATH = ROOT / "platform" / "local" / "wechat_simulator.py"
 
@@ -52,15 +53,7 @@ SCENE_REPORT = [
 @pytest.fixture(scope="module")
 def wechat() -> ModuleType:
     """The simulator loaded by path (platform/ is not a package), shared with other suites that load it."""
-    if "jiuma_wechat_simulator" in sys.modules:
-        return sys.modules["jiuma_wechat_simulator"]
-    spec = importlib.util.spec_from_file_location("jiuma_wechat_simulator", SIMULATOR_PATH)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return local_module("wechat_simulator")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,6 @@ on a loopback port, and a brand's WeChat settings pointed at it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +16,15 @@ import pytest
 from django.test import override_settings
 from django_tenants.utils import tenant_context
 
+from config.local_tools import local_module
 from tests.conftest import Brand
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def simulator_module() -> ModuleType:
-    """platform/local/wechat_simulator.py, loaded by path (platform/ is not a package)."""
-    name = "jiuma_wechat_simulator"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "platform" / "local" / "wechat_simulator.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """platform/local/wechat_simulator.py (config.local_tools)."""
+    return local_module("wechat_simulator")
 
 
 @pytest.fixture(scope="session")
@@ -75,45 +65,9 @@ def alpha_wechat(alpha: Brand, wechat_sim: Any) -> Iterator[WeChatBrand]:
             config.forget()
 
 
-class NotificationCatcher:
-    """Stands where a brand's notify URL points: records what WeChat Pay posts and answers 204, so a
-    test can hand each notification to the product itself (in the test's own transaction)."""
-
-    def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self._lock = threading.Lock()
-        catcher = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with catcher._lock:
-                    catcher.received.append((dict(self.headers.items()), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/pay/notify/"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def meta(self, index: int) -> dict[str, str]:
-        """Notification `index` as Django test-client keyword arguments (HTTP_* headers)."""
-        headers, _body = self.received[index]
-        return {
-            "HTTP_" + key.upper().replace("-", "_"): value
-            for key, value in headers.items()
-            if key.lower().startswith("wechatpay-")
-        }
+def NotificationCatcher() -> Any:
+    """The simulator's NotifyCatcher (records what WeChat Pay posts to the brand's notify URL)."""
+    return simulator_module().NotifyCatcher()
 
 
 @dataclass(frozen=True)
@@ -121,7 +75,7 @@ class PayBrand:
     brand: Brand
     mchid: str
     sim: Any  # the running simulator
-    catcher: NotificationCatcher
+    catcher: Any  # the simulator's NotifyCatcher
 
     @property
     def simulator(self) -> Any:
