@@ -287,7 +287,7 @@ LEFT JOIN LATERAL (
 def bottle_path(serial: int) -> BottlePath | None:
     """The channel of a bottle (BottlePath) in one statement, or None when its case is unknown."""
     from codes.services import cached_batch_of
-    from tenants.db import connection
+    from tenants.db import prepared
 
     batch = cached_batch_of(SerialGroup.BOTTLE, serial)
     seq_case = seq_pallet = None
@@ -298,8 +298,7 @@ def bottle_path(serial: int) -> BottlePath | None:
         if batch.pallets and batch.cases_per_pallet:
             index = seq_case - (batch.first_case_serial or 0)
             seq_pallet = (batch.first_pallet_serial or 0) + index // batch.cases_per_pallet
-    with connection.cursor() as cursor:
-        cursor.execute(_PATH, {"bottle": serial, "seq_case": seq_case, "seq_pallet": seq_pallet})
+    with prepared(_PATH, {"bottle": serial, "seq_case": seq_case, "seq_pallet": seq_pallet}) as cursor:
         row = cursor.fetchone()
     if row is None:
         return None

@@ -23,7 +23,7 @@ from codes.services import cached_batch_of
 from commerce import geo
 from commerce.regions import Region
 from commerce.regions import get as get_region
-from tenants.db import connection
+from tenants.db import connection, prepared
 from tenants.errors import Conflict, JiumaError
 
 
@@ -117,28 +117,29 @@ def record_scan(
     region_code = location.region.code if location is not None and location.region is not None else ""
     now = timezone.now()
     check_inner = code.kind == code_format.Kind.OUTER and batch.has_inner
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD,
-            {
-                "kind": int(code.kind),
-                "serial": code.serial,
-                "now": now,
-                "region": region_code,
-                "located_by": LocatedBy.IP if region_code else "",
-                "version": code.version,
-                "batch": batch.pk,
-                "source": str(source),
-                "member": member_id,
-                "ip": ip,
-                "lat": latitude,
-                "lon": longitude,
-                "agent": user_agent[:300],
-                "check_inner": check_inner,
-                "group": str(group),
-            },
-        )
-        first_at, first_region_code, count, inserted, scan_id, status, reason, inner_scanned = cursor.fetchone()
+    with prepared(
+        _RECORD,
+        {
+            "kind": int(code.kind),
+            "serial": code.serial,
+            "now": now,
+            "region": region_code,
+            "located_by": LocatedBy.IP if region_code else "",
+            "version": code.version,
+            "batch": batch.pk,
+            "source": str(source),
+            "member": member_id,
+            "ip": ip,
+            "lat": latitude,
+            "lon": longitude,
+            "agent": user_agent[:300],
+            "check_inner": check_inner,
+            "group": str(group),
+        },
+    ) as cursor:
+        row = cursor.fetchone()
+    assert row is not None  # the statement always returns the summary row
+    first_at, first_region_code, count, inserted, scan_id, status, reason, inner_scanned = row
     if source == ScanSource.CONSUMER and code.kind in (code_format.Kind.INNER, code_format.Kind.OUTER) and region_code:
         check_diversion(
             serial=code.serial, scan_id=scan_id, scanned_at=now, region_code=region_code, located_by=LocatedBy.IP

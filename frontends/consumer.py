@@ -63,16 +63,13 @@ def current_member(request: HttpRequest) -> Member | None:
     try:
         payload = signing.loads(raw, salt=_MEMBER_SALT, max_age=settings.MEMBER_SESSION_DAYS * 86400)
         number, member_id = payload
+        member_id = int(member_id)
     except (signing.BadSignature, ValueError, TypeError):
         return None
     if number != request.tenant.number:  # type: ignore[attr-defined]
         return None
     # The privacy consent the pages check is read with the member (one query).
-    policy = settings.PRIVACY_POLICY_VERSION
-    found = members.with_consent(Member.objects.all(), ConsentPurpose.PRIVACY_POLICY, version=policy)
-    member = found.filter(pk=member_id, erased_at__isnull=True).first()
-    if member is not None:
-        members.remember_consent(member, ConsentPurpose.PRIVACY_POLICY, version=policy)
+    member = members.signed_in_member(member_id, ConsentPurpose.PRIVACY_POLICY, version=settings.PRIVACY_POLICY_VERSION)
     request._jiuma_member = member  # type: ignore[attr-defined]
     return member
 
