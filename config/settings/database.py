@@ -1,7 +1,8 @@
 """PostgreSQL through django-tenants, psycopg 3, persistent connections or Django's psycopg pool.
 
 Never put PgBouncer in transaction mode in front of this: django-tenants sets a session-level
-search_path, and transaction pooling hands it to another client (rows leak between tenants).
+search_path, and transaction pooling hands it to another client (rows leak between tenants). The
+scan path's few raw statements are also session-level prepared statements (tenants.db.prepared).
 """
 
 from config.env import env
