@@ -110,27 +110,6 @@ def _audit_state(campaign: Campaign) -> dict[str, Any]:
     return state
 
 
-def _invalid(message: str) -> JiumaError:
-    return JiumaError(E.INVALID_CAMPAIGN, message)
-
-
-def _check_values(values: dict[str, Any]) -> None:
-    """A campaign's own fields, by the rules of campaigns.create_campaign (its messages), for a draft
-    whose fields change (create_campaign checks a new one itself)."""
-    name = values["name"]
-    if not name.strip() or len(name) > 100:
-        raise _invalid(_("活动名称不能为空，且不超过 100 字。"))
-    if values["ends_at"] <= values["starts_at"]:
-        raise _invalid(_("结束时间须晚于开始时间。"))
-    if (
-        values["budget_fen"] < 0
-        or not 0 <= values["pacing_slack_percent"] <= 100
-        or values["member_daily_cap"] < 0
-        or values["member_total_cap"] < 0
-    ):
-        raise _invalid(_("预算或限制条件无效。"))
-
-
 _TARGET_MODELS: Sequence[tuple[str, Any, Any]] = (
     ("target_batch_ids", Batch, gettext_lazy("指定的批次不存在。")),
     ("target_sku_ids", Sku, gettext_lazy("指定的商品规格不存在。")),
@@ -267,7 +246,7 @@ class CampaignDetailView(RewardsView):
         if "name" in changes:
             changes["name"] = changes["name"].strip()
         merged = {field: getattr(campaign, field) for field in _CAMPAIGN_FIELDS} | changes
-        _check_values(merged)
+        campaigns.check_fields(**merged)
         campaigns.check_prizes(prizes, first_scan_guarantee=merged["first_scan_guarantee"])
         if "target_region_codes" in changes:
             changes["target_region_codes"] = campaigns.check_targets(changes["target_region_codes"])

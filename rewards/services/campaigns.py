@@ -124,6 +124,27 @@ def check_targets(region_codes: Sequence[str]) -> list[str]:
     return checked
 
 
+def check_fields(
+    *,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    budget_fen: int,
+    pacing_slack_percent: int,
+    member_daily_cap: int,
+    member_total_cap: int,
+    **_others: Any,
+) -> None:
+    """A campaign's own fields (a new one, or a draft's changed ones): the one set of rules the
+    admin, the API and create_campaign apply."""
+    if not name.strip() or len(name) > 100:
+        raise _invalid(_("活动名称不能为空，且不超过 100 字。"))
+    if ends_at <= starts_at:
+        raise _invalid(_("结束时间须晚于开始时间。"))
+    if budget_fen < 0 or not 0 <= pacing_slack_percent <= 100 or member_daily_cap < 0 or member_total_cap < 0:
+        raise _invalid(_("预算或限制条件无效。"))
+
+
 def create_campaign(
     *,
     name: str,
@@ -147,12 +168,15 @@ def create_campaign(
     created_by: str = "",
 ) -> Campaign:
     """A draft campaign with its prize table (checked as a whole, written at once)."""
-    if not name.strip() or len(name) > 100:
-        raise _invalid(_("活动名称不能为空，且不超过 100 字。"))
-    if ends_at <= starts_at:
-        raise _invalid(_("结束时间须晚于开始时间。"))
-    if budget_fen < 0 or not 0 <= pacing_slack_percent <= 100 or member_daily_cap < 0 or member_total_cap < 0:
-        raise _invalid(_("预算或限制条件无效。"))
+    check_fields(
+        name=name,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        budget_fen=budget_fen,
+        pacing_slack_percent=pacing_slack_percent,
+        member_daily_cap=member_daily_cap,
+        member_total_cap=member_total_cap,
+    )
     check_prizes(prizes, first_scan_guarantee=first_scan_guarantee)
     regions_checked = check_targets(target_region_codes)
     with transaction.atomic():
