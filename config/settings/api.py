@@ -33,5 +33,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Several models have a "status"; name the shared ones instead of hashing a suffix.
-    "ENUM_NAME_OVERRIDES": {"ChannelStatusEnum": "commerce.models.ChannelStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "ChannelStatusEnum": "commerce.models.ChannelStatus",
+        "CodeStatusEnum": "codes.models.CodeStatus",
+        "BrandStatusEnum": "tenants.models.TenantStatus",
+    },
 }

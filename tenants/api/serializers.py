@@ -116,3 +116,11 @@ class CodeKeySerializer(serializers.ModelSerializer[CodeSecret]):
     class Meta:
         model = CodeSecret
         fields = ["version", "master_key_id", "created_at", "retired_at"]
+
+
+class OpsMeSerializer(serializers.Serializer[Any]):
+    """The signed-in platform staff member."""
+
+    username = serializers.CharField()
+    display_name = serializers.CharField()
+    role = serializers.CharField()

@@ -41,6 +41,7 @@ class OpsView(APIView):
 
 
 class MeView(OpsView):
+    @extend_schema(responses=s.OpsMeSerializer)
     def get(self, request: Request) -> Response:
         staff = self.staff
         return Response({"username": staff.username, "display_name": staff.display_name, "role": staff.role})

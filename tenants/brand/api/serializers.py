@@ -31,6 +31,15 @@ class StaffSerializer(serializers.ModelSerializer[User]):
         return role.value if role else None
 
 
+class MeSerializer(StaffSerializer):
+    """The signed-in staff member, with every permission they hold ("app.codename")."""
+
+    permissions = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta(StaffSerializer.Meta):
+        fields = [*StaffSerializer.Meta.fields, "permissions"]
+
+
 class StaffCreateSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=128, write_only=True)

@@ -7,8 +7,8 @@ from django.db.models import Prefetch, QuerySet
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import ensure_csrf_cookie
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -54,6 +54,7 @@ class LoginView(APIView):
 class LogoutView(APIView):
     permission_classes = [AllowAny]
 
+    @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -64,6 +65,7 @@ class CsrfView(APIView):
 
     permission_classes = [AllowAny]
 
+    @extend_schema(responses={200: inline_serializer("CsrfCookie", {"ok": serializers.BooleanField()})})
     @method_decorator(ensure_csrf_cookie)
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
@@ -72,6 +74,9 @@ class CsrfView(APIView):
 class MeView(APIView):
     permission_classes = [IsBrandStaff]
 
+    @extend_schema(
+        responses=inline_serializer("Me", {"permissions": serializers.ListField(child=serializers.CharField())})
+    )
     def get(self, request: Request) -> Response:
         data = dict(s.StaffSerializer(request.user).data)  # type: ignore[arg-type]  # IsBrandStaff ran
         data["permissions"] = sorted(request.user.get_all_permissions())
