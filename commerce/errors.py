@@ -56,3 +56,108 @@ class PointsErrorCode(StrEnum):
     INVALID_SOURCE = "invalid_points_source"
     INSUFFICIENT = "insufficient_points"
     SOURCE_REUSED = "points_source_reused"  # the same source with a different amount or kind
+
+
+class DistributionErrorCode(StrEnum):
+    DISABLED = "distribution_disabled"
+    ALREADY_AFFILIATE = "already_affiliate"
+    NOT_AFFILIATE = "not_affiliate"
+    AFFILIATE_WRONG_STATE = "affiliate_wrong_state"
+    INVALID_LINK = "invalid_affiliate_link"
+    SELF_BINDING = "self_binding"
+    AFFILIATE_INACTIVE = "affiliate_inactive"
+    ALREADY_BOUND = "already_bound"
+    ORDER_WRONG_STATE = "commission_order_wrong_state"
+    INVALID_AMOUNT = "invalid_withdrawal_amount"
+    BELOW_MINIMUM = "withdrawal_below_minimum"
+    INSUFFICIENT = "insufficient_commission"
+    WITHDRAWAL_OPEN = "withdrawal_in_progress"
+    WITHDRAWAL_WRONG_STATE = "withdrawal_wrong_state"
+    NO_OPENID = "affiliate_without_openid"
+
+
+class StockErrorCode(StrEnum):
+    INVALID_QUANTITY = "invalid_stock_quantity"
+    INSUFFICIENT = "insufficient_stock"  # 库存不足 (409)
+    NOT_HELD = "stock_not_held"  # a release or shipment of more than is reserved (409)
+    BELOW_RESERVED = "stock_below_reserved"  # on_hand may not drop under what orders hold (409)
+    SKU_NOT_FOUND = "sku_not_found"
+
+
+class CouponErrorCode(StrEnum):
+    TEMPLATE_NOT_FOUND = "coupon_template_not_found"
+    TEMPLATE_NOT_ACTIVE = "coupon_template_not_active"  # draft or stopped (409)
+    NOT_CLAIMABLE = "coupon_not_claimable"  # only staff hand it out
+    CLAIM_WINDOW = "coupon_claim_window_closed"  # (409)
+    SOLD_OUT = "coupon_sold_out"  # issued reached total_quantity (409)
+    MEMBER_LIMIT = "coupon_member_limit"  # per_member_limit reached (409)
+    TEMPLATE_EXPIRED = "coupon_template_expired"  # fixed validity already over (409)
+    NOT_FOUND = "coupon_not_found"
+    UNAVAILABLE = "coupon_unavailable"  # not available (reserved, used, expired, revoked) (409)
+    EXPIRED = "coupon_expired"  # (409)
+    NOT_YET_VALID = "coupon_not_yet_valid"  # (409)
+    NOT_APPLICABLE = "coupon_not_applicable"  # no line in scope, or not a normal order
+    BELOW_THRESHOLD = "coupon_below_threshold"
+    WRONG_STATE = "coupon_wrong_state"  # a transition from a state that does not allow it (409)
+
+
+class MemberLevelErrorCode(StrEnum):
+    LEVEL_NOT_FOUND = "member_level_not_found"
+    TAG_NOT_FOUND = "member_tag_not_found"
+    TAG_IS_RULE = "member_tag_is_rule"  # rule tags follow their rule, not staff
+    INVALID_RULE = "member_tag_invalid_rule"
+    ADDRESS_NOT_FOUND = "address_not_found"
+    INVALID_ADDRESS = "invalid_address"
+    TOO_MANY_ADDRESSES = "too_many_addresses"
+
+
+class OrderErrorCode(StrEnum):
+    ORDER_NOT_FOUND = "order_not_found"
+    WRONG_STATE = "order_wrong_state"  # the transition is not allowed from the order's state (409)
+    EMPTY = "order_empty"
+    INVALID_LINE = "invalid_order_line"
+    INVALID_QUANTITY = "invalid_order_quantity"
+    TOO_MANY_LINES = "too_many_order_lines"
+    SKU_NOT_SELLABLE = "sku_not_sellable"
+    INVALID_DELIVERY = "invalid_delivery"
+    ADDRESS_REQUIRED = "address_required"
+    STORE_REQUIRED = "pickup_store_required"
+    STORE_NOT_AVAILABLE = "pickup_store_not_available"
+    MIXED_MALL_LINES = "mixed_mall_lines"  # points-mall goods are checked out on their own
+    MALL_ITEM_NOT_AVAILABLE = "mall_item_not_available"
+    MALL_SOLD_OUT = "mall_item_sold_out"  # (409)
+    MALL_MEMBER_LIMIT = "mall_item_member_limit"  # (409)
+    INVALID_CLIENT_TOKEN = "invalid_client_token"  # noqa: S105 (an error code)
+    NOT_YOUR_ORDER = "not_your_order"
+    AFTER_SALE_OPEN = "order_after_sale_open"  # not shipped / completed while an after-sale is open (409)
+    INVALID_SHIPMENT = "invalid_shipment"
+    PICKUP_CODE_INVALID = "pickup_code_invalid"
+    WRONG_STORE = "pickup_wrong_store"  # (403)
+    INVALID_REASON = "invalid_cancel_reason"
+    CART_FULL = "cart_full"
+
+
+class PaymentErrorCode(StrEnum):
+    ORDER_NOT_PAYABLE = "order_not_payable"  # not pending payment, nothing to pay, or past pay_by
+    ORDER_ALREADY_PAID = "order_already_paid"
+    NO_OPENID = "payer_openid_required"
+    WECHAT_UNAVAILABLE = "wechat_pay_unavailable"  # WeChat could not be reached: try again
+    WECHAT_REFUSED = "wechat_pay_refused"
+
+
+class RefundErrorCode(StrEnum):
+    INVALID_AMOUNT = "invalid_refund_amount"
+    NOT_PAID = "refund_order_not_paid"
+    EXCEEDS_PAID = "refund_exceeds_paid"  # beyond what the order (or a line) has left to refund
+    UNKNOWN_LINE = "refund_unknown_line"
+    TOO_MANY = "too_many_refunds"
+
+
+class AfterSaleErrorCode(StrEnum):
+    NOT_ALLOWED = "after_sale_not_allowed"  # the order's state or after_sales_until forbids it
+    ALREADY_OPEN = "after_sale_already_open"
+    INVALID_LINES = "after_sale_invalid_lines"
+    INVALID_TRACKING = "after_sale_invalid_tracking"
+    WRONG_STATE = "after_sale_wrong_state"  # an illegal transition (409): nothing changed
+    NOT_YOURS = "after_sale_not_yours"
+    TOO_MANY = "too_many_after_sales"

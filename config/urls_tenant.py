@@ -45,6 +45,8 @@ urlpatterns = [
     # Card collecting (集卡) and store rewards (开瓶奖励): their own URL modules.
     path("", include("frontends.urls_cards")),
     path("", include("frontends.urls_store")),
+    # Distribution (分销): the public rules, share links and the affiliate centre.
+    path("", include("frontends.urls_distribution")),
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/v1/codes/", include("codes.api.urls")),

@@ -39,3 +39,12 @@ def end_campaigns() -> list[int]:
 def expire_card_gifts() -> int:
     """Every hour in every brand: card gifts nobody accepted in time go back to their senders."""
     return cards.expire_due()
+
+
+@shared_task(name="rewards.sweep_commission_withdrawals")
+def sweep_commission_withdrawals() -> int:
+    """Every five minutes in every brand: approved commission withdrawals get their payout, and a
+    payout's outcome the hook missed reaches its withdrawal."""
+    from rewards.services import commission_payouts
+
+    return commission_payouts.sweep()

@@ -27,8 +27,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Tenant jobs (no tenant_schemas): sent to every ready brand.
     "codes.ensure_scan_partitions": {"task": "codes.ensure_scan_partitions", "schedule": 24 * 3600.0},
     "commerce.expire_points": {"task": "commerce.expire_points", "schedule": 24 * 3600.0},
+    "commerce.order_pay_due": {"task": "commerce.order_pay_due", "schedule": 60.0},
+    "commerce.order_receive_due": {"task": "commerce.order_receive_due", "schedule": 600.0},
+    "commerce.order_after_sales_due": {"task": "commerce.order_after_sales_due", "schedule": 600.0},
+    "commerce.member_coupon_expiring": {"task": "commerce.member_coupon_expiring", "schedule": 3600.0},
     "rewards.sweep_payouts": {"task": "rewards.sweep_payouts", "schedule": 60.0},
     "rewards.reconcile_payouts": {"task": "rewards.reconcile_payouts", "schedule": 600.0},
     "rewards.end_campaigns": {"task": "rewards.end_campaigns", "schedule": 300.0},
     "rewards.expire_card_gifts": {"task": "rewards.expire_card_gifts", "schedule": 3600.0},
+    "rewards.sweep_commission_withdrawals": {"task": "rewards.sweep_commission_withdrawals", "schedule": 300.0},
 }
+# Payments, refunds, after-sales (commerce.tasks).
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "commerce.payment_pending": {"task": "commerce.payment_pending", "schedule": 60.0},
+        "commerce.refund_due": {"task": "commerce.refund_due", "schedule": 60.0},
+        "commerce.after_sale_due": {"task": "commerce.after_sale_due", "schedule": 300.0},
+    }
+)

@@ -76,11 +76,16 @@ class ClaimResult:
     card: Card | None = None
 
 
+# One letter per kind of payout source in the merchant bill number: each kind numbers its own ids,
+# so two kinds must never share a letter (an unknown kind is a programming error, not a collision).
+_BILL_LETTERS = {"claim": "C", "set": "S", "commission": "K"}
+
+
 def bill_no(source: str) -> str:
-    """The merchant bill number of a payout: fixed by its source, unique across brands, WeChat's
-    alphabet (letters and digits, at most 32)."""
+    """The merchant bill number of a payout: fixed by its source ("<kind>:<id>"), unique across
+    brands and kinds, in WeChat's alphabet (letters and digits, at most 32)."""
     kind, _sep, ident = source.partition(":")
-    return f"JM{int(connection.tenant.number):05d}{kind[:1].upper()}{int(ident):015d}"
+    return f"JM{int(connection.tenant.number):05d}{_BILL_LETTERS[kind]}{int(ident):015d}"
 
 
 def allowed_spend(campaign: Campaign, now: datetime) -> int:

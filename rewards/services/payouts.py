@@ -135,6 +135,7 @@ def _after_error(payout: Payout, client: PayClient | None, exc: PayError, now: d
     )
     payout.refresh_from_db()
     logger.error("payout %s refused by WeChat: %s", payout.out_bill_no, exc)
+    _finished(payout, now)
     return payout
 
 
@@ -165,7 +166,16 @@ def apply_bill(payout: Payout, bill: TransferBill, now: datetime) -> Payout:
             ):
                 _release(payout, now)
     payout.refresh_from_db()
+    _finished(payout, now)
     return payout
+
+
+def _finished(payout: Payout, now: datetime) -> None:
+    """A commission withdrawal's payout that became final tells its withdrawal (paid / failed)."""
+    if payout.source.startswith("commission:") and payout.status not in _OPEN:
+        from rewards.services import commission_payouts
+
+        commission_payouts.on_payout_final(payout, now)
 
 
 def _release(payout: Payout, now: datetime) -> None:
@@ -208,6 +218,10 @@ def handle_notification(headers: dict[str, str], body: bytes, *, now: datetime |
 
 
 def _apply_notification(event_type: str, resource: dict[str, object], now: datetime) -> str:
+    if event_type.startswith(("TRANSACTION.", "REFUND.")):  # an order's payment or refund
+        from commerce.services import payments
+
+        return payments.handle_event(event_type, dict(resource), now)
     if not event_type.startswith("MCHTRANSFER."):
         return "ignored"
     out_bill_no = str(resource.get("out_bill_no", ""))

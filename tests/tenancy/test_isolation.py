@@ -277,6 +277,14 @@ def test_only_the_known_endpoints_are_public() -> None:
         # A store's or a clerk's QR at the till: the token is the store's random one or signed.
         "/s/{token}/",
         "/s/{number}/{token}/",
+        # Distribution (分销): public rules, share links, the affiliate centre (signed-in members only,
+        # checked by the views).
+        "/d/rules/",
+        "/d/s/{token}/",
+        "/d/me/",
+        "/d/me/apply/",
+        "/d/me/withdraw/",
+        "/d/me/withdrawals/{withdrawal_id}/cancel/",
         "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
         "/pay/notify/{number}/",
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
@@ -322,6 +330,7 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "token": "not-a-token",
             "member_id": "1",
             "claim_id": "1",
+            "withdrawal_id": "1",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
