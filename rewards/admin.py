@@ -924,7 +924,7 @@ class PayoutAdmin(ReadOnlyAdmin):
                         detail=detail,
                     )
                     if reviewed.status == PayoutStatus.PENDING:  # to the worker once committed
-                        transaction.on_commit(partial(claims._enqueue_payout, reviewed.pk))
+                        transaction.on_commit(partial(payouts.enqueue, reviewed.pk))
             except JiumaError as exc:
                 self.message_user(request, f"{payout.out_bill_no}：{exc.message}", messages.ERROR)
                 continue

@@ -341,7 +341,7 @@ def _claim(claim_id: int) -> Claim:
 def _enqueue_when_pending(payout_id: int | None) -> None:
     """A payout released to the worker is handed to it once the transaction commits (as the admin does)."""
     if payout_id is not None:
-        transaction.on_commit(partial(claims._enqueue_payout, payout_id))
+        transaction.on_commit(partial(payouts.enqueue, payout_id))
 
 
 class ClaimListView(RewardsView, generics.ListAPIView[Claim]):

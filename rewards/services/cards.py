@@ -49,7 +49,6 @@ from rewards.models import (
     Claim,
     ClaimStatus,
     Payout,
-    PayoutStatus,
     Prize,
     PrizeKind,
     Redemption,
@@ -509,24 +508,13 @@ def exchange(member: Member, card_set_id: int, *, now: datetime | None = None) -
 def _reward(owner: Member, card_set: CardSet, made: CardSetRedemption, now: datetime) -> Exchanged:
     """The set's reward for one exchange (in the exchange's transaction)."""
     from commerce.services import points
-    from rewards.services import claims, redemptions
+    from rewards.services import payouts, redemptions
 
     source = f"set:{made.pk}"
     if card_set.reward_kind == PrizeKind.CASH:
-        payout = Payout.objects.create(
-            source=source,
-            claim=None,
-            campaign=None,
-            member=owner,
-            openid=owner.openid or "",
-            amount_fen=card_set.reward_amount_fen,
-            remark=card_set.name[:32],
-            out_bill_no=claims.bill_no(source),
-            status=PayoutStatus.PENDING,
-            next_attempt_at=now,
-            created_at=now,
+        payout = payouts.create(
+            source, member=owner, amount_fen=card_set.reward_amount_fen, remark=card_set.name, now=now
         )
-        transaction.on_commit(lambda: claims._enqueue_payout(payout.pk))
         return Exchanged(redemption=made, card_set=card_set, payout=payout)
     if card_set.reward_kind == PrizeKind.POINTS:
         entry = points.credit(

@@ -39,13 +39,12 @@ from rewards.models import (
     ClaimOutcome,
     ClaimStatus,
     Payout,
-    PayoutStatus,
     Prize,
     PrizeKind,
     Redemption,
 )
-from rewards.services import campaigns
-from tenants.db import connection, prepared
+from rewards.services import campaigns, payouts
+from tenants.db import prepared
 from tenants.errors import Conflict, JiumaError
 
 
@@ -74,18 +73,6 @@ class ClaimResult:
     points_entry: PointsEntry | None = None
     redemption: Redemption | None = None
     card: Card | None = None
-
-
-# One letter per kind of payout source in the merchant bill number: each kind numbers its own ids,
-# so two kinds must never share a letter (an unknown kind is a programming error, not a collision).
-_BILL_LETTERS = {"claim": "C", "set": "S", "commission": "K"}
-
-
-def bill_no(source: str) -> str:
-    """The merchant bill number of a payout: fixed by its source ("<kind>:<id>"), unique across
-    brands and kinds, in WeChat's alphabet (letters and digits, at most 32)."""
-    kind, _sep, ident = source.partition(":")
-    return f"JM{int(connection.tenant.number):05d}{_BILL_LETTERS[kind]}{int(ident):015d}"
 
 
 def allowed_spend(campaign: Campaign, now: datetime) -> int:
@@ -234,20 +221,16 @@ def _effects(member: Member, campaign: Campaign, record: Claim, prize: Prize | N
     source = f"claim:{record.pk}"
     if prize.kind == PrizeKind.CASH:
         BudgetEntry.objects.create(campaign=campaign, amount_fen=prize.amount_fen, source=source, created_at=now)
-        payout = Payout.objects.create(
-            source=source,
+        payout = payouts.create(
+            source,
+            member=member,
+            amount_fen=prize.amount_fen,
+            remark=campaign.name,
+            now=now,
             claim=record,
             campaign=campaign,
-            member=member,
-            openid=member.openid or "",
-            amount_fen=prize.amount_fen,
-            remark=campaign.name[:32],
-            out_bill_no=bill_no(source),
-            status=PayoutStatus.HELD if record.status == ClaimStatus.HELD else PayoutStatus.PENDING,
-            next_attempt_at=now,
-            created_at=now,
+            held=record.status == ClaimStatus.HELD,
         )
-        transaction.on_commit(lambda: _enqueue_payout(payout.pk))
         return ClaimResult(claim=record, prize=prize, payout=payout)
     if prize.kind == PrizeKind.POINTS:
         if record.status == ClaimStatus.HELD:  # credited when staff approve the claim (review)
@@ -277,18 +260,6 @@ def _effects(member: Member, campaign: Campaign, record: Claim, prize: Prize | N
     return ClaimResult(claim=record, prize=prize)
 
 
-def _enqueue_payout(payout_id: int) -> None:
-    """Hand the payout to the worker (a sweeper picks up any the broker never got)."""
-    try:
-        from rewards.tasks import pay
-
-        pay.delay(payout_id)
-    except Exception:  # the broker down: the payout stays due and the sweeper sends it
-        import logging
-
-        logging.getLogger(__name__).warning("could not enqueue payout %s; the sweeper will", payout_id, exc_info=True)
-
-
 def existing_claim(serial: int) -> Claim | None:
     return Claim.objects.select_related("prize", "campaign", "redemption").filter(serial=serial).first()
 
@@ -296,8 +267,6 @@ def existing_claim(serial: int) -> Claim | None:
 def review(record: Claim, *, approve: bool, actor: str, now: datetime | None = None) -> Claim:
     """Staff decide on a held claim: approved, its prize is paid or credited as if never held;
     rejected, nothing is paid and the prize unit (and cash) go back to the campaign."""
-    from rewards.services import payouts
-
     now = now or timezone.now()
     with transaction.atomic():
         locked = Claim.objects.select_for_update(of=("self",)).select_related("prize", "campaign").get(pk=record.pk)

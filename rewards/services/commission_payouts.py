@@ -24,8 +24,7 @@ from commerce.errors import DistributionErrorCode as E
 from commerce.models import CommissionWithdrawal, WithdrawalStatus
 from commerce.services import distribution
 from rewards.models import Payout, PayoutStatus
-from rewards.services import claims
-from rewards.services.claims import _enqueue_payout
+from rewards.services import payouts
 from tenants.errors import Conflict
 
 SOURCE_PREFIX = "commission:"
@@ -34,8 +33,8 @@ _FAILED = (PayoutStatus.FAILED, PayoutStatus.CANCELLED)
 
 
 def bill_no(withdrawal: CommissionWithdrawal) -> str:
-    """The merchant bill number of a withdrawal's payout (claims.bill_no of its source)."""
-    return claims.bill_no(withdrawal.payout_source)
+    """The merchant bill number of a withdrawal's payout (payouts.bill_no of its source)."""
+    return payouts.bill_no(withdrawal.payout_source)
 
 
 def create_payout(withdrawal: CommissionWithdrawal, *, now: datetime | None = None) -> Payout:
@@ -59,23 +58,10 @@ def create_payout(withdrawal: CommissionWithdrawal, *, now: datetime | None = No
     number = bill_no(found)
     try:
         with transaction.atomic():
-            payout = Payout.objects.create(
-                source=source,
-                claim=None,
-                campaign=None,
-                member=member,
-                openid=member.openid,
-                amount_fen=found.amount_fen,
-                remark=REMARK,
-                out_bill_no=number,
-                status=PayoutStatus.PENDING,
-                next_attempt_at=now,
-                created_at=now,
-            )
+            payout = payouts.create(source, member=member, amount_fen=found.amount_fen, remark=REMARK, now=now)
     except IntegrityError:  # made meanwhile by another worker
         return Payout.objects.get(source=source)
     CommissionWithdrawal.objects.filter(pk=found.pk).update(payout_bill_no=number)
-    transaction.on_commit(lambda: _enqueue_payout(payout.pk))
     return payout
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -30,7 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from commerce.models import PayNotification
+from commerce.models import Member, PayNotification
 from commerce.wechat import config
 from commerce.wechat.pay import PayClient, PayError, TransferBill, pay_client
 from rewards.models import BudgetEntry, Campaign, Claim, ClaimStatus, Payout, PayoutStatus, Prize
@@ -45,6 +46,59 @@ RECHECK = timedelta(hours=1)  # a submitted payout is asked about this often unt
 MAX_BACKOFF = timedelta(hours=1)
 _OPEN = (PayoutStatus.PENDING, PayoutStatus.SUBMITTED)
 _SUBMITTED_STATES = {"ACCEPTED", "PROCESSING", "WAIT_USER_CONFIRM", "TRANSFERING"}
+
+
+# One letter per kind of payout source in the merchant bill number: each kind numbers its own ids,
+# so two kinds must never share a letter (an unknown kind is a programming error, not a collision).
+_BILL_LETTERS = {"claim": "C", "set": "S", "commission": "K"}
+
+
+def bill_no(source: str) -> str:
+    """The merchant bill number of a payout: fixed by its source ("<kind>:<id>"), unique across
+    brands and kinds, in WeChat's alphabet (letters and digits, at most 32)."""
+    kind, _sep, ident = source.partition(":")
+    return f"JM{int(connection.tenant.number):05d}{_BILL_LETTERS[kind]}{int(ident):015d}"
+
+
+def enqueue(payout_id: int) -> None:
+    """Hand the payout to the worker (a sweeper picks up any the broker never got)."""
+    try:
+        from rewards.tasks import pay
+
+        pay.delay(payout_id)
+    except Exception:  # the broker down: the payout stays due and the sweeper sends it
+        logger.warning("could not enqueue payout %s; the sweeper will", payout_id, exc_info=True)
+
+
+def create(
+    source: str,
+    *,
+    member: Member,
+    amount_fen: int,
+    remark: str,
+    now: datetime,
+    claim: Claim | None = None,
+    campaign: Campaign | None = None,
+    held: bool = False,
+) -> Payout:
+    """A cash amount owed to a member (in the caller's transaction): the Payout row, the outbox,
+    with its merchant bill number fixed now, so every call to WeChat for it names the same bill;
+    handed to the worker after commit (held ones wait for review)."""
+    payout = Payout.objects.create(
+        source=source,
+        claim=claim,
+        campaign=campaign,
+        member=member,
+        openid=member.openid or "",
+        amount_fen=amount_fen,
+        remark=remark[:32],
+        out_bill_no=bill_no(source),
+        status=PayoutStatus.HELD if held else PayoutStatus.PENDING,
+        next_attempt_at=now,
+        created_at=now,
+    )
+    transaction.on_commit(partial(enqueue, payout.pk))
+    return payout
 
 
 def backoff(attempts: int) -> timedelta:
@@ -286,8 +340,6 @@ def retry_now(payout_ids: list[int], *, now: datetime | None = None) -> list[tup
     when there is one (the caller audits what it returns)."""
     from functools import partial
 
-    from rewards.services.claims import _enqueue_payout
-
     now = now or timezone.now()
     with transaction.atomic():
         waiting = list(
@@ -297,7 +349,7 @@ def retry_now(payout_ids: list[int], *, now: datetime | None = None) -> list[tup
         )
         Payout.objects.filter(pk__in=[payout.pk for payout in waiting]).update(next_attempt_at=now)
         for payout in waiting:
-            transaction.on_commit(partial(_enqueue_payout, payout.pk))
+            transaction.on_commit(partial(enqueue, payout.pk))
     return [(payout, payout.next_attempt_at) for payout in waiting]
 
 

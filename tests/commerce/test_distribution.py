@@ -48,7 +48,7 @@ from commerce.models import (
 from commerce.services import distribution
 from commerce.services.distribution import LineDraft
 from rewards.models import Payout, PayoutStatus
-from rewards.services import claims, commission_payouts, payouts
+from rewards.services import commission_payouts, payouts
 from tenants.errors import JiumaError
 from tests.conftest import Brand
 from tests.support.threads import run_concurrently
@@ -565,8 +565,8 @@ def _approved_payout(openid: str) -> tuple[Affiliate, CommissionWithdrawal, Payo
         600,
     )
     assert withdrawal.payout_bill_no == payout.out_bill_no
-    # Never the bill number of a claim with the same id (claims.bill_no keys on the first letter).
-    assert payout.out_bill_no != claims.bill_no(f"claim:{withdrawal.pk}")
+    # Never the bill number of a claim with the same id (each source kind has its own letter).
+    assert payout.out_bill_no != payouts.bill_no(f"claim:{withdrawal.pk}")
     assert commission_payouts.create_payout(withdrawal) == payout  # once
     return earner, withdrawal, payout
 
