@@ -161,3 +161,28 @@ class AfterSaleErrorCode(StrEnum):
     WRONG_STATE = "after_sale_wrong_state"  # an illegal transition (409): nothing changed
     NOT_YOURS = "after_sale_not_yours"
     TOO_MANY = "too_many_after_sales"
+
+
+class GroupBuyErrorCode(StrEnum):
+    CAMPAIGN_NOT_FOUND = "group_buy_campaign_not_found"
+    CAMPAIGN_NOT_ACTIVE = "group_buy_campaign_not_active"  # off, or outside its window (409)
+    TEAM_NOT_FOUND = "group_buy_team_not_found"
+    TEAM_NOT_JOINABLE = "group_buy_team_not_joinable"  # not open, expired or full (409)
+    ALREADY_IN_TEAM = "group_buy_already_in_team"  # (409)
+    MEMBER_LIMIT = "group_buy_member_limit"  # (409)
+    SOLD_OUT = "group_buy_sold_out"  # the campaign's quantity is taken (409)
+    INVALID_QUANTITY = "group_buy_invalid_quantity"
+
+
+class BargainErrorCode(StrEnum):
+    CAMPAIGN_NOT_FOUND = "bargain_campaign_not_found"
+    CAMPAIGN_NOT_ACTIVE = "bargain_campaign_not_active"  # (409)
+    SESSION_NOT_FOUND = "bargain_session_not_found"
+    SESSION_NOT_ACTIVE = "bargain_session_not_active"  # ordered or expired (409)
+    MEMBER_LIMIT = "bargain_member_limit"  # (409)
+    HELPER_LIMIT = "bargain_helper_limit"  # (409)
+    ALREADY_HELPED = "bargain_already_helped"  # (409)
+    OWN_SESSION = "bargain_own_session"  # a member cannot help their own bargain
+    AT_FLOOR = "bargain_at_floor"  # nothing left to cut (409)
+    NOT_AT_FLOOR = "bargain_not_at_floor"  # the campaign sells only at the floor (409)
+    SOLD_OUT = "bargain_sold_out"  # (409)

@@ -104,3 +104,36 @@ def member_coupon_expiring() -> int:
     from commerce.services import coupons
 
     return coupons.expire_due()
+
+
+# --- group buy and bargaining: the deadlines (eta task per team / session and a periodic sweep) --
+
+
+@shared_task(name="commerce.group_buy_team_expiry")
+def group_buy_team_expiry() -> int:
+    """Every minute: open teams past expires_at fail (paid members refunded, unpaid orders cancelled)."""
+    from commerce.services import group_buy
+
+    return group_buy.sweep_expired()
+
+
+@shared_task(name="commerce.group_buy_team_expiry_one")
+def group_buy_team_expiry_one(team_id: int) -> bool:
+    from commerce.services import group_buy
+
+    return group_buy.fail_team(team_id)
+
+
+@shared_task(name="commerce.bargain_session_expiry")
+def bargain_session_expiry() -> int:
+    """Every 5 minutes: active bargain sessions past expires_at expire."""
+    from commerce.services import bargain
+
+    return bargain.sweep_expired()
+
+
+@shared_task(name="commerce.bargain_session_expiry_one")
+def bargain_session_expiry_one(session_id: int) -> bool:
+    from commerce.services import bargain
+
+    return bargain.expire(session_id)

@@ -668,7 +668,10 @@ def mark_paid(order: Order | int, *, payment: Any = None, now: datetime | None =
     order_id = order if isinstance(order, int) else order.pk
     with transaction.atomic():
         current = _get(order_id)
-        return _apply_payment(current, now=now, actor=actor, payment=payment)
+        paid = _apply_payment(current, now=now, actor=actor, payment=payment)
+        if paid.kind == OrderKind.GROUP_BUY:  # the team side, after commit (team before order in lock order)
+            transaction.on_commit(lambda: _group_buy_paid(order_id))
+        return paid
 
 
 # --- cancel -------------------------------------------------------------------------------------
@@ -699,7 +702,7 @@ def cancel(
     cancelling must own the order. Refused (order_wrong_state) once paid: a paid order is cancelled
     by refunding it."""
     now = now or timezone.now()
-    if reason not in (CancelReason.MEMBER, CancelReason.TIMEOUT, CancelReason.STAFF):
+    if reason not in (CancelReason.MEMBER, CancelReason.TIMEOUT, CancelReason.STAFF, CancelReason.GROUP_FAILED):
         raise JiumaError(E.INVALID_REASON, _("取消原因无效。"))
     order = _get(order_id)
     if member_id is not None and order.member_id != member_id:
@@ -709,6 +712,7 @@ def cancel(
     _close_payments_first(order)
     with transaction.atomic(durable=True):
         _lock_member(order.member_id)  # step 1: the points come back to it
+        _cancel_activity(order, now)  # step 2: the group-buy seat / bargain session and campaign counter
         lines = list(OrderLine.objects.filter(order_id=order_id).order_by("sku_id"))
         for line in sorted((ln for ln in lines if ln.mall_item_id), key=lambda ln: ln.mall_item_id or 0):
             MallItem.objects.filter(pk=line.mall_item_id or 0, sold__gte=line.quantity).update(
@@ -1146,3 +1150,186 @@ def _reverse_commission(refund: Refund, now: datetime) -> None:
     reverse_for_refund = getattr(_distribution(), "reverse_for_refund", None)
     if reverse_for_refund is not None:
         reverse_for_refund(refund, now=now)
+
+
+# --- activity orders (group buy, bargain: commerce.services.group_buy / bargain) ------------------
+
+
+def check_activity_request(
+    delivery: str, address_id: int | None, pickup_store_id: int | None, client_token: str
+) -> str:
+    """The checks checkout makes on delivery and client_token, before any lock; returns the token."""
+    client_token = client_token.strip()
+    if len(client_token) > 64 or (client_token and not client_token.isprintable()):
+        raise JiumaError(E.INVALID_CLIENT_TOKEN, _("提交标识无效。"))
+    if delivery not in Delivery.values:
+        raise JiumaError(E.INVALID_DELIVERY, _("请选择配送方式。"))
+    if delivery == Delivery.EXPRESS and address_id is None:
+        raise JiumaError(E.ADDRESS_REQUIRED, _("请选择收货地址。"))
+    if delivery == Delivery.PICKUP and pickup_store_id is None:
+        raise JiumaError(E.STORE_REQUIRED, _("请选择自提门店。"))
+    return client_token
+
+
+def existing_order(member_id: int, client_token: str) -> Order | None:
+    """The order a client_token already made (idempotent submissions), if any."""
+    if not client_token:
+        return None
+    return Order.objects.filter(member_id=member_id, client_token=client_token).first()
+
+
+def create_activity_order(
+    member: Member,
+    *,
+    sku_id: int,
+    quantity: int,
+    unit_price_fen: int,
+    price_source: str,
+    kind: str,
+    delivery: str,
+    address_id: int | None,
+    pickup_store_id: int | None,
+    client_token: str,
+    event_data: dict[str, Any],
+    pays_commission: bool,
+    now: datetime,
+) -> Order:
+    """A group-buy or bargain order of one SKU at the campaign's final price (no member price, no
+    coupon), in the caller's transaction: the caller holds the buyer's Member row and the activity's
+    rows and has taken the campaign counter (lock order steps 1-2). Creates the order (pending, pay_by
+    set), its line, its "created" event (event_data names the team / session) and the stock
+    reservation (step 6); an order whose total is 0 is paid at once."""
+    _check_quantity(quantity)
+    sku = _sellable(sku_id)
+    snapshot = _delivery_snapshot(member.pk, delivery, address_id, pickup_store_id)
+    line = _line(sku, quantity, unit_price_fen, price_source)
+    policy = ShopPolicy.current()
+    level = member.level
+    shipping_fen = _shipping(policy, delivery, line.subtotal_fen, level)
+    total_fen = line.subtotal_fen + shipping_fen
+    l1, l2, rates = _plan_distribution(member, [line], now)
+    line.rate_l1_bp, line.rate_l2_bp = rates[0] if l1 is not None and pays_commission else (0, 0)
+    order = _insert_order(
+        Order(
+            member=member,
+            kind=kind,
+            delivery=delivery,
+            client_token=client_token,
+            items_fen=line.subtotal_fen,
+            discount_fen=0,
+            shipping_fen=shipping_fen,
+            total_fen=total_fen,
+            points_total=0,
+            reward_points=reward_points_of(total_fen, policy, level),
+            affiliate_l1_id=l1,
+            affiliate_l2_id=l2 if l1 is not None else None,
+            pay_by=now + timedelta(minutes=policy.pay_timeout_minutes),
+            created_at=now,
+            **snapshot,
+        )
+    )
+    line.order = order
+    line.save(force_insert=True)
+    _event(order, OrderEventKind.CREATED, f"member:{member.pk}", now, data={"lines": 1, **event_data})
+    catalog.reserve([StockLine(line.sku_id, line.quantity, line.stock_source)], now=now)
+    if total_fen == 0:
+        _apply_payment(order, now=now, actor="system:checkout")
+    else:
+        order_id, pay_by = order.pk, order.pay_by
+        transaction.on_commit(lambda: _enqueue("order_pay_due_one", order_id, pay_by))
+    order.refresh_from_db()
+    return order
+
+
+def fail_group_order(order_id: int, *, team_id: int, now: datetime, actor: str) -> bool:
+    """The order's team failed (caller's transaction, holding the team; lock order step 3 on): an
+    awaiting_group order is cancelled (reason group_failed), the units it holds go back to stock
+    ("line:<line id>"), and one Refund (reason group_failed) of all it has left to refund is booked.
+    Idempotent: False when the order was not awaiting its group."""
+    from commerce.services import refunds
+
+    order = Order.objects.select_for_update().get(pk=order_id)
+    changed = Order.objects.filter(pk=order_id, status=OrderStatus.AWAITING_GROUP).update(
+        status=OrderStatus.CANCELLED, cancelled_at=now, cancel_reason=CancelReason.GROUP_FAILED
+    )
+    if not changed:
+        return False
+    _event(
+        order,
+        OrderEventKind.GROUP_FAILED,
+        actor,
+        now,
+        field_name=OrderEventField.STATUS,
+        from_state=OrderStatus.AWAITING_GROUP,
+        to_state=OrderStatus.CANCELLED,
+        data={"group_buy_team": team_id, "reason": CancelReason.GROUP_FAILED},
+    )
+    lines = list(OrderLine.objects.filter(order_id=order_id).order_by("sku_id"))
+    amount = order.total_fen - order.refund_booked_fen
+    if amount > 0 and not Refund.objects.filter(order_id=order_id, reason=RefundReason.GROUP_FAILED).exists():
+        refunds.book(
+            order,
+            amount_fen=amount,
+            lines=[
+                refunds.RefundLine(
+                    line_id=ln.pk, quantity=ln.quantity - ln.refund_quantity, fen=ln.paid_fen - ln.refund_fen
+                )
+                for ln in lines
+                if ln.quantity > ln.refund_quantity or ln.paid_fen > ln.refund_fen
+            ],
+            reason=RefundReason.GROUP_FAILED,
+            actor=actor,
+            now=now,
+            note=str(_("拼团失败退款")),
+        )
+    released = _released_by_refunds(order_id)
+    held = [StockLine(ln.sku_id, ln.quantity - released.get(ln.sku_id, 0), ln.stock_source) for ln in lines]
+    catalog.release([h for h in held if h.quantity > 0], now=now)
+    return True
+
+
+def _cancel_activity(order: Order, now: datetime) -> None:
+    """In cancel's transaction, after the member's row: the group-buy seat is released / the bargain
+    session goes back, and the campaign counter comes down."""
+    if order.kind == OrderKind.GROUP_BUY:
+        from commerce.services import group_buy
+
+        group_buy.on_order_cancelling(order, now=now)
+    elif order.kind == OrderKind.BARGAIN:
+        from commerce.services import bargain
+
+        bargain.on_order_cancelling(order, now=now)
+
+
+def _group_buy_paid(order_id: int) -> None:
+    """After a group-buy order's payment commits: its seat and team (the expiry sweep repairs it if
+    this fails)."""
+    try:
+        from commerce.services import group_buy
+
+        group_buy.on_order_paid(order_id)
+    except Exception:
+        log.exception("order %s: group-buy seat not updated after payment; the sweep will", order_id)
+
+
+def group_succeeded(order_id: int, *, team_id: int, now: datetime) -> bool:
+    """The order's team succeeded (caller's transaction, holding the team; orders in ascending id):
+    awaiting_group → awaiting_shipment | awaiting_pickup (event group_succeeded) and its commission
+    accrues. Idempotent: False when the order was not awaiting its group."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    target = OrderStatus.AWAITING_SHIPMENT if order.delivery == Delivery.EXPRESS else OrderStatus.AWAITING_PICKUP
+    if not Order.objects.filter(pk=order_id, status=OrderStatus.AWAITING_GROUP).update(status=target):
+        return False
+    _event(
+        order,
+        OrderEventKind.GROUP_SUCCEEDED,
+        "system:group_buy",
+        now,
+        field_name=OrderEventField.STATUS,
+        from_state=OrderStatus.AWAITING_GROUP,
+        to_state=target,
+        data={"group_buy_team": team_id},
+    )
+    order.status = target
+    _commission("accrue_for_order", order, now)
+    return True

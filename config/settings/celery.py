@@ -45,3 +45,10 @@ CELERY_BEAT_SCHEDULE.update(
         "commerce.after_sale_due": {"task": "commerce.after_sale_due", "schedule": 300.0},
     }
 )
+# Group buy and bargaining deadlines (commerce.tasks).
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "commerce.group_buy_team_expiry": {"task": "commerce.group_buy_team_expiry", "schedule": 60.0},
+        "commerce.bargain_session_expiry": {"task": "commerce.bargain_session_expiry", "schedule": 300.0},
+    }
+)
