@@ -542,3 +542,7 @@ class WeChatConfigAdmin(SingletonAdmin):
             obj=WeChatConfig.objects.get(pk=1),
             after={"appid": data["appid"], "mchid": data["mchid"], "secrets_changed": bool(data["secret"])},
         )
+
+
+# The shop (catalog, orders, coupons, campaigns, distribution) has its own module, registered here.
+from commerce import admin_shop  # noqa: E402, F401

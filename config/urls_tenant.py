@@ -47,6 +47,8 @@ urlpatterns = [
     path("", include("frontends.urls_store")),
     # Distribution (分销): the public rules, share links and the affiliate centre.
     path("", include("frontends.urls_distribution")),
+    # The shop: catalog, cart, checkout, orders and payment, addresses, the points mall.
+    path("", include("frontends.urls_shop")),
     path("admin/", brand_admin.urls),
     path("api/v1/", include("tenants.brand.api.urls")),
     path("api/v1/codes/", include("codes.api.urls")),

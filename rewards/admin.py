@@ -1093,4 +1093,10 @@ class ReferralAdmin(ReadOnlyAdmin):
 
 
 # Card collecting and store rewards have their own modules, registered with the console here.
+# Approving a commission withdrawal in the console also creates its payout (rewards/ pays it; the
+# commerce admin cannot import rewards/, so it takes the approver from here).
+from commerce.admin_shop import set_withdrawal_approver  # noqa: E402
 from rewards import admin_cards, admin_stores  # noqa: E402, F401
+from rewards.services import commission_payouts  # noqa: E402
+
+set_withdrawal_approver(commission_payouts.approve)

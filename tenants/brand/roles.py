@@ -82,9 +82,11 @@ _FINANCE_MODELS = {
     "paynotification",
     "storeearning",
     "storewithdrawal",
+    "commissionentry",
+    "commissionwithdrawal",
 }
 _WAREHOUSE_APPS = {"codes"}
-_WAREHOUSE_MODELS = {"outbound", "stockmovement", "inventory", "shipment"}
+_WAREHOUSE_MODELS = {"outbound", "stockmovement", "inventory", "shipment", "stock"}
 # The sales channel (commerce): run by the owner and operators, read by everyone else in the business.
 _CHANNEL_MODELS = {"dealer", "dealerarea", "store", "channelstaff"}
 _CS_MODELS = {"member", "order", "orderevent", "aftersale", "address", "redemption", "banquet", "jar"}
@@ -111,7 +113,7 @@ def _finance(app: str, model: str, action: str) -> bool:
 def _warehouse(app: str, model: str, action: str) -> bool:
     if app not in _BUSINESS_APPS:
         return False
-    if action == "view" and model in ("product", *_CHANNEL_MODELS):
+    if action == "view" and model in ("product", "sku", "order", "orderline", *_CHANNEL_MODELS):
         return True
     return app in _WAREHOUSE_APPS or model in _WAREHOUSE_MODELS
 

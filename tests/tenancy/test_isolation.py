@@ -285,6 +285,26 @@ def test_only_the_known_endpoints_are_public() -> None:
         "/d/me/apply/",
         "/d/me/withdraw/",
         "/d/me/withdrawals/{withdrawal_id}/cancel/",
+        # The shop: the catalog is public; cart, checkout, orders and addresses check the member
+        # cookie in the views (someone else's order or address is a 404).
+        "/shop/",
+        "/shop/p/{product_id}/",
+        "/shop/mall/",
+        "/shop/cart/",
+        "/shop/cart/add/",
+        "/shop/cart/quantity/",
+        "/shop/cart/select/",
+        "/shop/cart/remove/",
+        "/shop/checkout/",
+        "/shop/orders/",
+        "/shop/orders/{number}/",
+        "/shop/orders/{number}/pay/",
+        "/shop/orders/{number}/simulate-pay/",
+        "/shop/orders/{number}/cancel/",
+        "/shop/orders/{number}/receive/",
+        "/shop/addresses/",
+        "/shop/addresses/{address_id}/default/",
+        "/shop/addresses/{address_id}/delete/",
         "/pay/notify/",  # WeChat Pay's notifications: authorised by WeChat's signature, checked per brand
         "/pay/notify/{number}/",
         "/t/login/",  # the terminal H5: its pages check sign-in and role themselves
@@ -331,6 +351,8 @@ def beta_samples(beta: Brand) -> dict[str, dict[str, str]]:
             "member_id": "1",
             "claim_id": "1",
             "withdrawal_id": "1",
+            "product_id": "1",
+            "address_id": "1",
         }
         common.update(_channel_samples())
         samples: dict[str, dict[str, str]] = {"": common}
