@@ -23,6 +23,7 @@ from tests.support.wechat import PayBrand
 
 wechat_sim, alpha_pay = _wechat_fixtures.wechat_sim, _wechat_fixtures.alpha_pay  # fixtures used here
 
+
 @dataclass
 class Shop:
     brand: Brand
