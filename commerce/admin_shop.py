@@ -80,38 +80,17 @@ from commerce.models import (
     TagKind,
 )
 from commerce.services import aftersales, catalog, coupons, distribution, members_levels, orders, refunds
+from tenants.brand import admin as console
 from tenants.brand import audit
-from tenants.brand.admin import AuditedModelAdmin, SingletonAdmin, site
+from tenants.brand.admin import AuditedModelAdmin, SingletonAdmin, fen_to_yuan, format_yuan, site, yuan_to_fen
 from tenants.brand.models import AuditAction
 from tenants.errors import JiumaError
 
-FEN_PER_YUAN = 100
 ACTION_TEMPLATE = "admin/commerce/action_form.html"
 MAX_TAG_ISSUE = 5000  # members of one tag issued a coupon in one request
 
 
 # --- money ------------------------------------------------------------------------------------------
-
-
-def yuan_to_fen(yuan: Decimal) -> int:
-    """Exact: "2.88" yuan is 288 fen. Finer than a fen is refused, never rounded."""
-    fen = yuan * FEN_PER_YUAN
-    if fen != fen.to_integral_value():
-        raise ValueError(f"{yuan} yuan is not a whole number of fen")
-    return int(fen)
-
-
-def fen_to_yuan(fen: int) -> Decimal:
-    return Decimal(fen).scaleb(-2)
-
-
-def format_yuan(fen: int | None) -> str:
-    """¥1,234.50 (integer arithmetic; a negative amount keeps its sign)."""
-    if fen is None:
-        return "—"
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), FEN_PER_YUAN)
-    return f"{sign}¥{whole:,}.{cents:02d}"
 
 
 def _money(field: str, label: Any) -> Any:
@@ -124,13 +103,11 @@ def _money(field: str, label: Any) -> Any:
     return show
 
 
-class YuanField(forms.DecimalField):
-    """An amount in yuan: up to two decimals, never negative."""
+class YuanField(console.YuanField):
+    """An amount in yuan (the console's field), with room for a shop's larger sums."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_digits", 14)
-        kwargs.setdefault("decimal_places", 2)
-        kwargs.setdefault("min_value", Decimal("0"))
         super().__init__(**kwargs)
 
 

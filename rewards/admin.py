@@ -65,12 +65,19 @@ from rewards.models import (
 from rewards.services import campaigns, claims, payouts
 from rewards.services.campaigns import PrizeSpec
 from tenants.brand import audit
-from tenants.brand.admin import AuditedModelAdmin, SingletonAdmin, site
+from tenants.brand.admin import (
+    AuditedModelAdmin,
+    SingletonAdmin,
+    YuanField,
+    fen_to_yuan,
+    format_yuan,
+    site,
+    yuan_to_fen,
+)
 from tenants.brand.models import AuditAction
 from tenants.errors import JiumaError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-FEN_PER_YUAN = 100
 PPM_PER_PERCENT = ODDS_SCALE // 100  # 1% of the draws = 10,000 parts per million
 CONFIRM_TEMPLATE = "admin/rewards/confirm_action.html"
 
@@ -82,15 +89,6 @@ def _invalid(exc: JiumaError) -> ValidationError:
 # --- money and odds ---------------------------------------------------------------------------------
 
 
-def yuan_to_fen(yuan: Decimal) -> int:
-    """Exact: "2.88" yuan is 288 fen. The form field allows at most two decimals; anything finer is
-    refused rather than rounded."""
-    fen = yuan * FEN_PER_YUAN
-    if fen != fen.to_integral_value():
-        raise ValueError(f"{yuan} yuan is not a whole number of fen")
-    return int(fen)
-
-
 def percent_to_ppm(percent: Decimal) -> int:
     """Exact: "0.5" % is 5,000 parts per million (at most four decimals, so always whole)."""
     ppm = percent * PPM_PER_PERCENT
@@ -99,21 +97,8 @@ def percent_to_ppm(percent: Decimal) -> int:
     return int(ppm)
 
 
-def fen_to_yuan(fen: int) -> Decimal:
-    return Decimal(fen).scaleb(-2)
-
-
 def ppm_to_percent(ppm: int) -> Decimal:
     return Decimal(ppm).scaleb(-4)
-
-
-def format_yuan(fen: int | None) -> str:
-    """¥1,234.50 (integer arithmetic; a negative amount, a release, keeps its sign)."""
-    if fen is None:
-        return "—"
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), FEN_PER_YUAN)
-    return f"{sign}¥{whole:,}.{cents:02d}"
 
 
 def format_percent(ppm: int) -> str:
@@ -125,16 +110,6 @@ def format_percent(ppm: int) -> str:
 
 def _local(value: Any) -> str:
     return timezone.localtime(value, SHANGHAI).strftime("%Y-%m-%d %H:%M") if value is not None else "—"
-
-
-class YuanField(forms.DecimalField):
-    """An amount in yuan: up to two decimals, never negative."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", 12)
-        kwargs.setdefault("decimal_places", 2)
-        kwargs.setdefault("min_value", Decimal("0"))
-        super().__init__(**kwargs)
 
 
 class PercentField(forms.DecimalField):

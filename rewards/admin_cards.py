@@ -26,16 +26,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from commerce.services.points import MAX_AMOUNT as POINTS_MAX
-from rewards.admin import (
-    ReadOnlyAdmin,
-    YuanField,
-    _labelled,
-    _local,
-    _member_link,
-    fen_to_yuan,
-    format_yuan,
-    yuan_to_fen,
-)
+from rewards.admin import ReadOnlyAdmin, _labelled, _local, _member_link
 from rewards.models import (
     MAX_PRIZE_FEN,
     Campaign,
@@ -52,7 +43,7 @@ from rewards.models import (
 )
 from rewards.services import cards
 from tenants.brand import audit
-from tenants.brand.admin import AuditedModelAdmin, site
+from tenants.brand.admin import AuditedModelAdmin, YuanField, fen_to_yuan, format_yuan, site, yuan_to_fen
 from tenants.brand.models import AuditAction
 
 _PUBLIC = (CampaignStatus.PUBLISHED, CampaignStatus.ENDED)

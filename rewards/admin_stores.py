@@ -29,11 +29,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from commerce.models import Store
-from rewards.admin import ReadOnlyAdmin, _confirm, _labelled, _local, format_yuan
+from rewards.admin import ReadOnlyAdmin, _confirm, _labelled, _local
 from rewards.models import StoreEarning, StoreRewardPolicy, StoreWithdrawal
 from rewards.services import store_rewards
 from tenants.brand import audit
-from tenants.brand.admin import SingletonAdmin, site
+from tenants.brand.admin import SingletonAdmin, format_yuan, site
 from tenants.brand.models import AuditAction
 from tenants.errors import JiumaError
 

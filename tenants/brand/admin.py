@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -17,6 +19,42 @@ from tenants.brand import audit
 from tenants.brand.models import AuditAction, AuditEntry, BrandProfile, User
 from tenants.brand.services import check_staff_quota
 from tenants.errors import JiumaError
+
+# --- money in the console: entered and shown in yuan, kept in integer fen ---------------------------
+
+FEN_PER_YUAN = 100
+
+
+def yuan_to_fen(yuan: Decimal) -> int:
+    """Exact: "2.88" yuan is 288 fen. The form field allows at most two decimals; anything finer is
+    refused rather than rounded."""
+    fen = yuan * FEN_PER_YUAN
+    if fen != fen.to_integral_value():
+        raise ValueError(f"{yuan} yuan is not a whole number of fen")
+    return int(fen)
+
+
+def fen_to_yuan(fen: int) -> Decimal:
+    return Decimal(fen).scaleb(-2)
+
+
+def format_yuan(fen: int | None) -> str:
+    """¥1,234.50 (integer arithmetic; a negative amount keeps its sign)."""
+    if fen is None:
+        return "—"
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), FEN_PER_YUAN)
+    return f"{sign}¥{whole:,}.{cents:02d}"
+
+
+class YuanField(forms.DecimalField):
+    """An amount in yuan: up to two decimals, never negative."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", 12)
+        kwargs.setdefault("decimal_places", 2)
+        kwargs.setdefault("min_value", Decimal("0"))
+        super().__init__(**kwargs)
 
 
 class BrandAdminSite(admin.AdminSite):

@@ -16,11 +16,12 @@ from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from rewards.admin import CampaignForm, format_percent, format_yuan, percent_to_ppm, yuan_to_fen
+from rewards.admin import CampaignForm, format_percent, percent_to_ppm
 from rewards.models import BudgetEntry, Campaign, CampaignStatus, Claim, ClaimStatus, Payout, PayoutStatus, Prize
 from rewards.services import campaigns, claims
 from rewards.services.campaigns import PrizeSpec
 from rewards.services.claims import ClaimContext
+from tenants.brand.admin import format_yuan, yuan_to_fen
 from tenants.brand.models import AuditEntry
 from tests.conftest import Brand
 from tests.rewards.conftest import member, running_campaign
